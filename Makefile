@@ -1,0 +1,41 @@
+# restate-examples: every target bootstraps what it needs (pinned) on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
+
+.PHONY: run test lint venv restate controlplane bench clean
+
+# A virtualenv with the pinned dependencies, rebuilt when pyproject.toml changes.
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -e '.[operator,dev]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+# The real Restate server and CLI from the npm registry, cached outside the repository.
+restate:
+	@scripts/install-restate.sh
+
+# Kubernetes control-plane binaries and helm, built from Go modules into the cache.
+controlplane:
+	@tests/controlplane/build.sh
+
+# First command of the README: the four examples behind a real Restate server.
+run: venv restate
+	@$(PY) scripts/run_local.py
+
+# Second command of the README: the whole test suite (ruff and mypy included).
+test: venv restate controlplane lint
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services operator tests scripts
+
+clean:
+	rm -rf $(VENV)
