@@ -7,8 +7,8 @@ export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
 .PHONY: run test lint venv restate controlplane bench clean
 
-# A virtualenv with the pinned dependencies, rebuilt when pyproject.toml changes.
-$(VENV)/.stamp: pyproject.toml
+# A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
+$(VENV)/.stamp: pyproject.toml $(wildcard services/*/__init__.py operator/*/__init__.py)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -e '.[operator,dev]'

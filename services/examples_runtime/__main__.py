@@ -1,0 +1,3 @@
+from examples_runtime.serve import main
+
+main()

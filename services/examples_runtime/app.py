@@ -1,0 +1,78 @@
+"""The ASGI app of one example service: the Restate endpoint plus plain HTTP for operations.
+
+Restate's requests (`/discover`, `/invoke/...`, `/health`) go straight to the SDK's endpoint;
+`/healthz`, `/readyz`, `/metrics` and any routes the example adds go to a small FastAPI app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import restate
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from restate.server_types import Receive, Scope, Send
+
+from examples_runtime import lifecycle
+from examples_runtime.handlers import AnyService, instrument
+from examples_runtime.logs import configure_logging
+from examples_runtime.settings import get_settings
+from examples_runtime.stubs import check_failure_settings
+
+OPERATIONS_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
+
+
+class ServiceApp:
+    """Routes each request to the Restate endpoint or to the operations app, by path."""
+
+    def __init__(self, restate_app: restate.server_types.RestateAppT, http_app: FastAPI) -> None:
+        self.restate_app = restate_app
+        self.http_app = http_app
+        self._http_prefixes = OPERATIONS_PATHS + tuple(
+            getattr(route, "path", "").split("{")[0] for route in http_app.routes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(self._http_prefixes):  # lifespan too
+            await self.http_app(scope, receive, send)  # type: ignore[arg-type]
+        else:
+            await self.restate_app(scope, receive, send)
+
+
+async def _bad_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()]
+    return JSONResponse({"error": "; ".join(problems)}, status_code=400)
+
+
+def create_app(services: Iterable[AnyService], http_app: FastAPI | None = None) -> ServiceApp:
+    """The app serving these Restate services, with validation, metrics and structured logs."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    check_failure_settings()
+    services = list(services)
+    instrument(services)
+
+    http_app = http_app or FastAPI()
+    http_app.add_exception_handler(RequestValidationError, _bad_request)
+
+    @http_app.get("/healthz", response_class=PlainTextResponse)
+    async def healthz() -> str:
+        return "ok"
+
+    @http_app.get("/readyz", response_class=PlainTextResponse)
+    async def readyz(response: Response) -> str:
+        if lifecycle.draining.is_set():
+            response.status_code = 503
+            return "draining"
+        return "ready"
+
+    @http_app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    identity_keys = settings.restate_identity_keys or None
+    return ServiceApp(restate.app(services, identity_keys=identity_keys), http_app)

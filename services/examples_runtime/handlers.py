@@ -1,0 +1,114 @@
+"""What the runtime wraps around every Restate handler of the examples.
+
+- Input validation: the SDK answers a body it cannot parse with a terminal error 500. Here the
+  body is validated against the handler's type hint first and a bad one ends the invocation
+  with a terminal error 400 naming the problem: not retried, and no step runs.
+- Instrumentation: attempts, latency and failures per handler (see `metrics`), and the
+  invocation id in every log line written while the handler runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from restate import Service, TerminalError, VirtualObject, Workflow
+from restate.handler import Handler
+from restate.serde import Serde
+from restate.server_context import DisconnectedException
+
+from examples_runtime import logs, metrics
+
+logger = logging.getLogger("examples_runtime.handlers")
+
+AnyService = Service | VirtualObject | Workflow
+
+
+@dataclass(frozen=True)
+class InvalidInput:
+    """What the validating serde hands the handler wrapper instead of a value."""
+
+    problem: str
+
+
+def describe(error: ValidationError) -> str:
+    """`userId: Field required; subscriptions.0: Input should be a valid string`."""
+    parts = []
+    for e in error.errors(include_url=False):
+        location = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{location or 'body'}: {e['msg']}")
+    return "; ".join(parts)
+
+
+class ValidatingSerde(Serde[Any]):
+    """Parses JSON into the handler's input type; never raises, so the wrapper can answer 400."""
+
+    def __init__(self, annotation: Any, output: Serde[Any]) -> None:
+        self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        self._output = output
+
+    def deserialize(self, buf: bytes) -> Any:
+        if not buf.strip():
+            return InvalidInput("request body is empty: expected a JSON value")
+        try:
+            return self._adapter.validate_json(buf)
+        except ValidationError as error:
+            return InvalidInput(describe(error))
+
+    def serialize(self, obj: Any) -> bytes:
+        return self._output.serialize(obj)
+
+
+def _instrument(service: str, handler: Handler[Any, Any]) -> None:
+    fn: Callable[..., Awaitable[Any]] = handler.fn
+    labels = {"service": service, "handler": handler.name}
+
+    @functools.wraps(fn)
+    async def wrapper(ctx: Any, *args: Any) -> Any:
+        token = logs.invocation_id.set(ctx.request().id)
+        metrics.HANDLER_ATTEMPTS.labels(**labels).inc()
+        started = time.perf_counter()
+        failure: str | None = None
+        try:
+            if args and isinstance(args[0], InvalidInput):
+                failure = "invalid_input"
+                logger.warning("invalid input: %s", args[0].problem, extra=labels)
+                raise TerminalError(f"invalid input: {args[0].problem}", status_code=400)
+            return await fn(ctx, *args)
+        except TerminalError:
+            failure = failure or "terminal"
+            raise
+        except DisconnectedException:
+            failure = "disconnected"  # Restate closed the stream; not a failure of the handler.
+            raise
+        except Exception:
+            failure = "retryable"
+            raise
+        except BaseException:
+            failure = "suspended"  # SDK-internal control flow (suspension) or cancellation.
+            raise
+        finally:
+            logs.invocation_id.reset(token)
+            if failure not in ("disconnected", "suspended"):
+                metrics.HANDLER_LATENCY.labels(**labels).observe(time.perf_counter() - started)
+                if failure is not None:
+                    metrics.HANDLER_FAILURES.labels(**labels, kind=failure).inc()
+
+    handler.fn = wrapper
+    input_type = handler.handler_io.input_type
+    if input_type is not None and not input_type.is_void and input_type.annotation is not None:
+        handler.handler_io.input_serde = ValidatingSerde(
+            input_type.annotation, handler.handler_io.input_serde
+        )
+
+
+def instrument(services: list[AnyService]) -> None:
+    """Wraps every handler of these services, in place."""
+    for service in services:
+        for handler in service.handlers.values():
+            _instrument(service.name, handler)

@@ -1,0 +1,75 @@
+"""Runs one example service under hypercorn, configured the way Restate needs it.
+
+    python -m examples_runtime subscriptions.service:app
+
+Restate keeps long-lived HTTP/2 (cleartext) connections open and multiplexes every invocation
+on them, so hypercorn's defaults (100 streams a connection, 5 s keep-alive, 1000 requests a
+connection) are lifted. SIGTERM makes /readyz answer 503, stops accepting connections, and
+gives in-flight requests `SHUTDOWN_GRACE_SECONDS` before the process exits; Restate retries
+whatever did not finish, on another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from hypercorn.run import run
+from restate.server import install_shutdown_hook
+
+from examples_runtime import lifecycle
+from examples_runtime.settings import Settings, get_settings
+
+UNLIMITED = 2**31 - 1
+logger = logging.getLogger("examples_runtime.serve")
+
+
+def hypercorn_config(settings: Settings, app_path: str) -> Config:
+    config = Config()
+    config.application_path = app_path
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.workers = settings.workers
+    config.h2_max_concurrent_streams = UNLIMITED
+    config.keep_alive_timeout = UNLIMITED
+    config.keep_alive_max_requests = UNLIMITED
+    config.graceful_timeout = settings.shutdown_grace_seconds
+    config.accesslog = None
+    return config
+
+
+async def _serve_in_this_process(config: Config) -> None:
+    module_name, _, attribute = config.application_path.partition(":")
+    app = getattr(importlib.import_module(module_name), attribute or "app")
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            logger.info("shutting down: finishing in-flight requests")
+        lifecycle.draining.set()
+        stop.set()
+
+    # The Restate SDK hooks SIGTERM too (to tell in-flight invocations to wrap up); its hook
+    # registry keeps one dispatcher per signal, so both run instead of one replacing the other.
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        install_shutdown_hook(loop, on_signal, signum)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    logger.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m examples_runtime", description=__doc__)
+    parser.add_argument("app", help="the service's ASGI app, as module:attribute")
+    args = parser.parse_args(argv)
+    settings = get_settings()  # exits with a clear message if a setting is invalid
+    config = hypercorn_config(settings, args.app)
+    if settings.workers == 1:
+        asyncio.run(_serve_in_this_process(config))
+    else:
+        # hypercorn's supervisor: it owns the signals and restarts no worker by itself.
+        raise SystemExit(run(config))

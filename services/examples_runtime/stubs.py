@@ -1,0 +1,70 @@
+"""The `@stub` decorator: a pretend external system that fails on purpose.
+
+Every real execution is logged ("stub executed", with the step and its arguments) and counted,
+so a test, or a reader of the logs, can see that a step Restate has journaled never runs again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import signal
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from examples_runtime.metrics import STUB_EXECUTIONS
+from examples_runtime.settings import SettingsError, get_settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+logger = logging.getLogger("examples.stubs")
+
+# Default failure probability of every stub defined in this process, by step name.
+DEFAULT_FAILURE_PROBABILITIES: dict[str, float] = {}
+
+
+class InjectedFailure(RuntimeError):
+    """A failure the example raises on purpose; Restate retries the step."""
+
+
+def stub(failure_probability: float = 0.0) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Marks a function as a flaky external call, failing with this default probability."""
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+        step = fn.__name__
+        DEFAULT_FAILURE_PROBABILITIES[step] = failure_probability
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            settings = get_settings()
+            probability = settings.failure_probabilities.get(step, failure_probability)
+            call = {"step": step, "stub_args": [*args, *kwargs.values()]}
+            if random.random() < probability:
+                STUB_EXECUTIONS.labels(step=step, outcome="injected_failure").inc()
+                if settings.failure_mode == "crash":
+                    logger.error("injected failure: crashing the process", extra=call)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                logger.warning("injected failure", extra=call)
+                raise InjectedFailure(f"{step} failed (injected, probability {probability})")
+            result = fn(*args, **kwargs)
+            STUB_EXECUTIONS.labels(step=step, outcome="success").inc()
+            logger.info("stub executed", extra={**call, "result": result})
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def check_failure_settings() -> None:
+    """Rejects failure probabilities for steps this process does not have."""
+    unknown = set(get_settings().failure_probabilities) - set(DEFAULT_FAILURE_PROBABILITIES)
+    if unknown:
+        known = ", ".join(sorted(DEFAULT_FAILURE_PROBABILITIES)) or "none"
+        raise SettingsError(
+            f"invalid settings: FAILURE_PROBABILITIES names unknown steps {sorted(unknown)}; "
+            f"this service's steps: {known}"
+        )

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the test control plane from Go modules, once, into a cache outside the repo:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
+#   (all from one pinned Kubernetes release),
+#   kwok (fake nodes/pods) and helm v4.
+# Layout: ${RESTATE_EXAMPLES_CACHE:-$HOME/.cache/restate-examples}/
+#           controlplane/<kube-version>-<hash of modules>/bin/   the binaries
+#           go/mod, go/build                                     GOMODCACHE, GOCACHE
+#         controlplane/<key>/etc/kwok-stages.yaml                  kwok's default stages
+# Progress goes to stderr; the bin dir is printed on stdout at the end.
+#
+# Usage: build.sh                  build if needed, print the bin dir
+#        build.sh --print-bin-dir  print the bin dir if it is built, else exit 3
+#        build.sh --print-key      print the cache key
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache="${RESTATE_EXAMPLES_CACHE:-$HOME/.cache/restate-examples}"
+mode="${1:-build}"
+
+log() { printf 'controlplane: %s\n' "$*" >&2; }
+
+# Bump when the build flags below change, to invalidate existing caches.
+build_format=1
+# The key changes whenever a pinned version, a module file, a Go source file or
+# build_format changes. It does not call `go` so that a warm run stays fast.
+hash="$(cd "$here" && { echo "$build_format"; cat versions.env */go.mod */go.sum \
+  $(find . -name '*.go' | LC_ALL=C sort); } | sha256sum | cut -c1-12)"
+key="${KUBE_VERSION}-${hash}"
+dest="$cache/controlplane/$key"
+bin="$dest/bin"
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+
+is_built() {
+  local t
+  for t in "${tools[@]}"; do [[ -x "$bin/$t" ]] || return 1; done
+  [[ -f "$dest/etc/kwok-stages.yaml" ]]
+}
+
+case "$mode" in
+  --print-key) echo "$key"; exit 0 ;;
+  --print-bin-dir)
+    if is_built; then echo "$bin"; exit 0; fi
+    log "not built yet: run 'make controlplane' (tests/controlplane/build.sh)"; exit 3 ;;
+  build) ;;
+  *) echo "usage: $0 [--print-bin-dir|--print-key]" >&2; exit 2 ;;
+esac
+
+if is_built; then
+  log "cached: $bin"
+  echo "$bin"
+  exit 0
+fi
+
+command -v go >/dev/null || { log "go is required (Go >= 1.24)"; exit 1; }
+mkdir -p "$cache/controlplane" "$cache/go/mod" "$cache/go/build"
+
+# One build at a time (make and a pytest run may race); re-check after taking the lock.
+exec 9>"$cache/controlplane/.lock"
+if command -v flock >/dev/null; then
+  flock 9
+  if is_built; then log "cached (built concurrently): $bin"; echo "$bin"; exit 0; fi
+fi
+
+export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
+export GOFLAGS="-mod=readonly -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
+
+log "building Kubernetes $KUBE_VERSION control plane, kwok $KWOK_VERSION, helm $HELM_VERSION"
+log "into $bin"
+log "a cold build downloads modules and compiles Kubernetes: it takes many minutes"
+log "(10-30 on 2 cores, several GB of RAM); later runs reuse the cache"
+
+tmp="$(mktemp -d "$cache/controlplane/.tmp-$key-XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/bin"
+
+start=$SECONDS
+step=0
+build() { # build <module dir> <output name> <package>
+  local dir="$1" name="$2" pkg="$3" t0=$SECONDS
+  step=$((step + 1))
+  log "[$step/${#tools[@]}] building $name ($pkg)..."
+  (cd "$here/$dir" && go build -ldflags='-s -w' -o "$tmp/bin/$name" "$pkg")
+  log "[$step/${#tools[@]}] $name done in $((SECONDS - t0))s"
+}
+
+build kube etcd ./etcd
+build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build kube kubectl k8s.io/kubernetes/cmd/kubectl
+build kwok kwok sigs.k8s.io/kwok/cmd/kwok
+build helm helm helm.sh/helm/v4/cmd/helm
+
+# The standalone kwok binary has no built-in stages (kwokctl injects them): write the
+# default ones of this kwok release (fast node init, heartbeat with lease, pod ready/
+# complete/delete) for the fixture's kwok --config.
+log "writing kwok default stages"
+mkdir -p "$tmp/etc"
+kwok_dir="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+  pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+  echo "---"
+  cat "$kwok_dir/kustomize/stage/$f.yaml"
+done > "$tmp/etc/kwok-stages.yaml"
+
+printf 'kube=%s kwok=%s helm=%s key=%s\n' "$KUBE_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$key" \
+  > "$tmp/VERSIONS"
+# Atomic publish: only a complete build ever appears under $dest.
+rm -rf "$dest"
+mv "$tmp" "$dest"
+trap - EXIT
+log "built in $((SECONDS - start))s: $bin"
+echo "$bin"
