@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from restate import Service, TerminalError, VirtualObject, Workflow
+from restate.exceptions import SdkInternalException
 from restate.handler import Handler
 from restate.serde import Serde
 from restate.server_context import DisconnectedException
@@ -86,11 +87,11 @@ def _instrument(service: str, handler: Handler[Any, Any]) -> None:
         except DisconnectedException:
             failure = "disconnected"  # Restate closed the stream; not a failure of the handler.
             raise
-        except Exception:
-            failure = "retryable"
+        except (Exception, SdkInternalException):
+            failure = "retryable"  # Raised here or in a step: Restate retries the attempt.
             raise
         except BaseException:
-            failure = "suspended"  # SDK-internal control flow (suspension) or cancellation.
+            failure = "suspended"  # The invocation suspended (or the task was cancelled).
             raise
         finally:
             logs.invocation_id.reset(token)
