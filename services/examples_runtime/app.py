@@ -18,7 +18,7 @@ from restate.server_types import Receive, Scope, Send
 from examples_runtime import lifecycle
 from examples_runtime.handlers import AnyService, instrument
 from examples_runtime.logs import configure_logging
-from examples_runtime.settings import get_settings
+from examples_runtime.settings import SettingsError, get_settings
 from examples_runtime.stubs import check_failure_settings
 
 OPERATIONS_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
@@ -74,5 +74,8 @@ def create_app(services: Iterable[AnyService], http_app: FastAPI | None = None) 
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    identity_keys = settings.restate_identity_keys or None
-    return ServiceApp(restate.app(services, identity_keys=identity_keys), http_app)
+    try:
+        endpoint = restate.app(services, identity_keys=settings.restate_identity_keys or None)
+    except Exception as error:  # the SDK parses the keys here
+        raise SettingsError(f"invalid settings: RESTATE_IDENTITY_KEYS: {error}") from None
+    return ServiceApp(endpoint, http_app)

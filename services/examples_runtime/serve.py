@@ -38,7 +38,8 @@ def hypercorn_config(settings: Settings, app_path: str) -> Config:
     config.keep_alive_timeout = UNLIMITED
     config.keep_alive_max_requests = UNLIMITED
     config.graceful_timeout = settings.shutdown_grace_seconds
-    config.accesslog = None
+    config.accesslog = None  # handler metrics and logs say more
+    config.errorlog = logging.getLogger("hypercorn.error")  # our structured log format
     return config
 
 
@@ -58,7 +59,7 @@ async def _serve_in_this_process(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         install_shutdown_hook(loop, on_signal, signum)
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await serve(app, config, shutdown_trigger=stop.wait)
     logger.info("stopped")
 
 

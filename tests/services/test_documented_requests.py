@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
+from testkit.examples import email_secret
 from testkit.processes import wait_until
 from testkit.restate import Suite
 
@@ -46,23 +45,6 @@ def test_subscription_add_snake_case_of_the_python_port(suite: Suite) -> None:
     invocation = answer.headers["x-restate-id"]
     calls = [args for inv, step, args in suite["subscriptions"].executions() if inv == invocation]
     assert ("Al", "Netflix") in [args[:2] for args in calls]
-
-
-def email_secret(suite: Suite, user_id: str) -> str:
-    """The secret in the verification email the stub 'sent' (its log line)."""
-    pattern = re.compile(rf"/verify/{re.escape(user_id)}\?secret=([0-9a-f-]+)")
-    found: list[str] = []
-
-    def sent() -> bool:
-        found[:] = [
-            m.group(1)
-            for r in suite["signup-workflow"].records()
-            if (m := pattern.search(r["message"]))
-        ]
-        return bool(found)
-
-    wait_until(sent, 30, f"the verification email to {user_id}")
-    return found[0]
 
 
 def test_signup_workflow_requests(suite: Suite) -> None:

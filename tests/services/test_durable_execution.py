@@ -62,7 +62,9 @@ def test_crash_mode_kills_the_process_and_invocations_complete_once(
         "subscriptions",
         env={
             "FAILURE_MODE": "crash",
-            "FAILURE_PROBABILITIES": '{"create_recurring_payment": 0.3, "create_subscription": 0.3}',
+            "FAILURE_PROBABILITIES": (
+                '{"create_recurring_payment": 0.3, "create_subscription": 0.3}'
+            ),
         },
     )
     service = suite["subscriptions"]

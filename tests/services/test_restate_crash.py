@@ -61,7 +61,9 @@ def test_server_sigkill_mid_load(make_suite: SuiteFactory) -> None:
     counts = Counter(r.split(" for the ")[0].split()[-1] for r in results)
     assert counts == {key: PER_KEY for key in KEYS}
     for key in KEYS:
-        numbers = sorted(int(r.split("the ")[1].split("-th")[0]) for r in results if f" {key} " in r)
+        numbers = sorted(
+            int(r.split("the ")[1].split("-th")[0]) for r in results if f" {key} " in r
+        )
         assert numbers == list(range(1, PER_KEY + 1)), f"{key}: state lost or doubled"
         # The object's state agrees: one more greeting is the next number.
         answer = suite.ingress.post(f"/GreeterObject/{key}/greet", json="Hi")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -97,10 +98,8 @@ class Process:
         records = []
         for line in self.log_text().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):  # a line cut by a SIGKILL
                     records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
         return records
 
     def tail(self, lines: int = 30) -> str:

@@ -51,9 +51,7 @@ def install_restate() -> Path:
 class RestateServer:
     """A single-node `restate-server` on free loopback ports with its own data directory."""
 
-    def __init__(
-        self, bin_dir: Path, workdir: Path, env: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, bin_dir: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.ingress_port, self.admin_port, self.node_port = free_port(), free_port(), free_port()
         self.base_dir = workdir / "restate-data"
         self.base_dir.mkdir(parents=True, exist_ok=True)
