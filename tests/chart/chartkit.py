@@ -1,0 +1,143 @@
+"""Helpers for the chart tests: find helm, render the chart, look objects up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# RESTATE_EXAMPLES_CHART: test another copy of the chart (e.g. with a CRD not yet committed).
+CHART = Path(
+    os.environ.get("RESTATE_EXAMPLES_CHART") or REPO_ROOT / "deploy" / "helm" / "restate-examples"
+)
+CRD_FILE = CHART / "crds" / "restateregistrations.yaml"
+RELEASE = "demo"
+NAMESPACE = "examples"
+FULLNAME = f"{RELEASE}-restate-examples"
+EXAMPLES = ("subscriptions", "building-blocks", "user-object", "signup-workflow")
+
+Obj = dict[str, Any]
+
+# RFC 8032 TEST 1 key; restate-server 1.7.12 logs this publickeyv1_ id for it.
+RFC8032_PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+    "-----END PRIVATE KEY-----\n"
+)
+RFC8032_PUBLIC = "publickeyv1_FVen3X669xLzsi6N2V91DoiyzHzg1uAgqiT8jZ9nS96Z"
+
+
+def find_helm() -> Path | None:
+    """helm from the test control plane's build (tests/controlplane/build.sh), else $PATH."""
+    override = os.environ.get("RESTATE_EXAMPLES_CONTROLPLANE_BIN")
+    candidates: list[Path] = [Path(override) / "helm"] if override else []
+    build_sh = REPO_ROOT / "tests" / "controlplane" / "build.sh"
+    proc = subprocess.run(
+        [str(build_sh), "--print-bin-dir"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode == 0 and proc.stdout.strip():
+        candidates.append(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
+    on_path = shutil.which("helm")
+    if on_path:
+        candidates.append(Path(on_path))
+    return next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+
+
+def require_helm() -> Path:
+    helm = find_helm()
+    if helm is None:
+        reason = "helm is not built: run `make controlplane` (tests/controlplane/build.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return helm
+
+
+@dataclass(frozen=True)
+class Helm:
+    """helm with its state (cache, config, repositories) kept in a temporary directory."""
+
+    binary: Path
+    home: Path
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(self.home / "cache"),
+            "HELM_CONFIG_HOME": str(self.home / "config"),
+            "HELM_DATA_HOME": str(self.home / "data"),
+        }
+        proc = subprocess.run(
+            [str(self.binary), *args], capture_output=True, text=True, env=env, check=False
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+        return proc
+
+    def template(
+        self, *sets: str, extra: Sequence[str] = (), values: Mapping[str, Any] | None = None
+    ) -> list[Obj]:
+        """Render the chart as release ``demo`` in namespace ``examples`` (hooks included)."""
+        args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, *extra]
+        for item in sets:
+            args += ["--set", item]
+        if values is not None:
+            path = self.home / "values-override.yaml"
+            path.write_text(yaml.safe_dump(dict(values)))
+            args += ["--values", str(path)]
+        return parse_manifests(self.run(*args).stdout)
+
+    def template_error(self, *sets: str, values: Mapping[str, Any] | None = None) -> str:
+        """Render with values expected to be rejected; return helm's error output."""
+        args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+        for item in sets:
+            args += ["--set", item]
+        if values is not None:
+            path = self.home / "values-bad.yaml"
+            path.write_text(yaml.safe_dump(dict(values)))
+            args += ["--values", str(path)]
+        proc = self.run(*args, check=False)
+        assert proc.returncode != 0, f"helm accepted {sets or values}; rendered:\n{proc.stdout}"
+        return proc.stderr
+
+
+def parse_manifests(text: str) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
+
+
+def of_kind(objects: Iterable[Obj], kind: str) -> list[Obj]:
+    return [o for o in objects if o.get("kind") == kind]
+
+
+def named(objects: Iterable[Obj], kind: str, name: str) -> Obj:
+    for o in objects:
+        if o.get("kind") == kind and o["metadata"]["name"] == name:
+            return o
+    raise AssertionError(f"no {kind} {name!r} rendered")
+
+
+def pod_specs(objects: Iterable[Obj]) -> Iterator[tuple[Obj, Obj]]:
+    """(object, pod spec) for every workload and bare Pod."""
+    for o in objects:
+        kind = o.get("kind")
+        if kind in ("Deployment", "StatefulSet", "Job"):
+            yield o, o["spec"]["template"]["spec"]
+        elif kind == "Pod":
+            yield o, o["spec"]
+
+
+def env_of(container: Obj) -> dict[str, Obj]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def hook_of(obj: Obj) -> str | None:
+    annotations: dict[str, str] = obj["metadata"].get("annotations") or {}
+    return annotations.get("helm.sh/hook")

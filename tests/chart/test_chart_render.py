@@ -1,0 +1,445 @@
+"""The chart, rendered by helm without a cluster: lint, defaults, each documented switch,
+and values the schema (or the chart's own checks) must reject with a clear message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from chart.chartkit import (
+    CHART,
+    EXAMPLES,
+    FULLNAME,
+    NAMESPACE,
+    RFC8032_PEM,
+    RFC8032_PUBLIC,
+    Helm,
+    Obj,
+    env_of,
+    hook_of,
+    named,
+    of_kind,
+    pod_specs,
+)
+
+
+@pytest.fixture(scope="module")
+def default(helm: Helm) -> list[Obj]:
+    return helm.template()
+
+
+def test_lint(helm: Helm) -> None:
+    proc = helm.run("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["restate.replicated.enabled=true"],
+        ["restate.ingress.enabled=true"],
+        ["examples.defaults.autoscaling.enabled=true"],
+        ["networkPolicy.enabled=false", "identity.enabled=false", "operator.enabled=false"],
+    ],
+)
+def test_lint_switches(helm: Helm, sets: list[str]) -> None:
+    args = [a for s in sets for a in ("--set", s)]
+    proc = helm.run("lint", "--strict", str(CHART), *args)
+    assert "0 chart(s) failed" in proc.stdout, proc.stdout
+
+
+def test_default_objects(default: list[Obj]) -> None:
+    kinds = sorted({o["kind"] for o in default})
+    assert kinds == sorted(
+        [
+            "Deployment",
+            "Job",
+            "NetworkPolicy",
+            "Pod",
+            "RestateRegistration",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "StatefulSet",
+        ]
+    )
+    names = {d["metadata"]["name"] for d in of_kind(default, "Deployment")}
+    assert names == {f"{FULLNAME}-{e}" for e in EXAMPLES} | {f"{FULLNAME}-operator"}
+    assert not of_kind(default, "Ingress"), "the ingress is off by default"
+    assert not of_kind(default, "ServiceMonitor"), "no ServiceMonitor without its CRD"
+    assert not of_kind(default, "HorizontalPodAutoscaler")
+    assert not of_kind(default, "PodDisruptionBudget")
+
+
+def test_standard_labels(default: list[Obj]) -> None:
+    for o in default:
+        labels = o["metadata"]["labels"]
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/version",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/component",
+            "helm.sh/chart",
+        ):
+            assert key in labels, f"{o['kind']} {o['metadata']['name']} lacks label {key}"
+
+
+def test_restate_statefulset(default: list[Obj]) -> None:
+    sts = named(default, "StatefulSet", f"{FULLNAME}-restate")
+    assert sts["spec"]["replicas"] == 1
+    assert sts["spec"]["serviceName"] == f"{FULLNAME}-restate-cluster"
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "storage"
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "docker.restate.dev/restatedev/restate:1.7.12"
+    assert {"mountPath": "/restate-data", "name": "storage"} in container["volumeMounts"]
+    probe = container["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == ("/restate/health", "ingress")
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    env = env_of(container)
+    key_file = env["RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"]["value"]
+    assert key_file == "/etc/restate/identity/private.pem"
+    assert env["DO_NOT_TRACK"]["value"] == "1"
+    assert "RESTATE_AUTO_PROVISION" not in env
+
+
+def test_restate_services(default: list[Obj]) -> None:
+    svc = named(default, "Service", f"{FULLNAME}-restate")
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert sorted(p["port"] for p in svc["spec"]["ports"]) == [5122, 8080, 9070]
+    headless = named(default, "Service", f"{FULLNAME}-restate-cluster")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_examples(default: list[Obj]) -> None:
+    apps = {
+        "subscriptions": "subscriptions.service:app",
+        "building-blocks": "building_blocks.service:app",
+        "user-object": "user_object.service:app",
+        "signup-workflow": "signup_workflow.service:app",
+    }
+    for example, app in apps.items():
+        name = f"{FULLNAME}-{example}"
+        deploy = named(default, "Deployment", name)
+        (container,) = deploy["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["python", "-m", "examples_runtime", app]
+        assert container["image"] == f"restate-examples-{example}:0.1.0"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        keys = env_of(container)["RESTATE_IDENTITY_KEYS"]["valueFrom"]["configMapKeyRef"]
+        assert keys == {"name": f"{FULLNAME}-restate-identity-public", "key": "publicKey"}
+        ingress_url = env_of(container)["RESTATE_INGRESS_URL"]["value"]
+        assert ingress_url == f"http://{FULLNAME}-restate.{NAMESPACE}.svc.cluster.local:8080"
+        (port,) = named(default, "Service", name)["spec"]["ports"]
+        assert port == {
+            "name": "http2",
+            "port": 9080,
+            "targetPort": "http2",
+            "appProtocol": "kubernetes.io/h2c",
+        }
+        reg = named(default, "RestateRegistration", name)
+        assert reg["apiVersion"] == "examples.restate.dev/v1alpha1"
+        assert reg["spec"]["service"] == {"name": name, "port": 9080}
+        assert reg["spec"]["deployment"] == {"name": name}
+        assert reg["spec"]["deletionPolicy"] == "Drain"
+        assert reg["spec"]["useHttp11"] is False
+        annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == "9080"
+
+
+def test_security_defaults(default: list[Obj]) -> None:
+    for obj, spec in pod_specs(default):
+        where = f"{obj['kind']} {obj['metadata']['name']}"
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        for container in spec["containers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault", where
+            image: str = container["image"]
+            assert not image.endswith(":latest") and ":" in image, where
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{where}: no writable /tmp"
+
+
+def test_private_key_only_in_restate(default: list[Obj]) -> None:
+    secret = f"{FULLNAME}-restate-identity"
+    holders = []
+    for obj, spec in pod_specs(default):
+        for volume in spec.get("volumes", []):
+            if volume.get("secret", {}).get("secretName") == secret:
+                holders.append(obj["metadata"]["name"])
+        for container in spec["containers"]:
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef", {})
+                assert ref.get("name") != secret, f"{obj['metadata']['name']} reads the key"
+    assert holders == [f"{FULLNAME}-restate"]
+
+
+def test_keygen_hook(default: list[Obj]) -> None:
+    job = named(default, "Job", f"{FULLNAME}-keygen")
+    assert hook_of(job) == "pre-install,pre-upgrade"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "restate-examples-operator:0.1.0"
+    args = container["command"]
+    assert args[:3] == ["python", "-m", "restate_operator.keygen"]
+    assert args[args.index("--private-secret") + 1] == f"{FULLNAME}-restate-identity"
+    assert args[args.index("--public-configmap") + 1] == f"{FULLNAME}-restate-identity-public"
+    assert args[args.index("--namespace") + 1] == NAMESPACE
+    role = named(default, "Role", f"{FULLNAME}-keygen")
+    assert hook_of(role) == "pre-install,pre-upgrade"
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) <= {"get", "create", "patch"}, rule
+        if set(rule["verbs"]) != {"create"}:
+            assert rule["resourceNames"], f"{rule} is not limited to the key's objects"
+    sa = named(default, "ServiceAccount", f"{FULLNAME}-keygen")
+    job_weight = int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert int(sa["metadata"]["annotations"]["helm.sh/hook-weight"]) < job_weight
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"]
+
+
+def test_operator(default: list[Obj]) -> None:
+    name = f"{FULLNAME}-operator"
+    deploy = named(default, "Deployment", name)
+    spec = deploy["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == name
+    (container,) = spec["containers"]
+    env = env_of(container)
+    assert env["WATCH_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    admin = f"http://{FULLNAME}-restate.{NAMESPACE}.svc.cluster.local:9070"
+    assert env["RESTATE_ADMIN_URL"]["value"] == admin
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    role = named(default, "Role", name)
+    rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
+    assert role["rules"] == rules
+    binding = named(default, "RoleBinding", name)
+    assert binding["roleRef"]["name"] == name
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+    metrics = named(default, "Service", f"{name}-metrics")
+    assert metrics["spec"]["ports"][0]["port"] == 9090
+
+
+def test_network_policies(default: list[Obj]) -> None:
+    def component(selector: Obj) -> str:
+        labels: dict[str, str] = selector["podSelector"]["matchLabels"]
+        return labels["app.kubernetes.io/component"]
+
+    examples = named(default, "NetworkPolicy", f"{FULLNAME}-examples")
+    (rule,) = examples["spec"]["ingress"]
+    assert [component(p) for p in rule["from"]] == ["restate-server"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9080}]
+
+    restate = named(default, "NetworkPolicy", f"{FULLNAME}-restate")
+    by_port = {r["ports"][0]["port"]: r for r in restate["spec"]["ingress"]}
+    assert "from" not in by_port[8080], "the ingress port is the public entry point"
+    assert [component(p) for p in by_port[9070]["from"]] == ["operator"]
+    assert {component(p) for p in by_port[5122]["from"]} == {"restate-server", "restate-provision"}
+    egress_to = {
+        component(p)
+        for r in restate["spec"]["egress"]
+        for p in r.get("to", [])
+        if "podSelector" in p
+    }
+    assert egress_to == {"example-service", "restate-server"}
+    assert set(restate["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+def test_helm_test_pod(default: list[Obj]) -> None:
+    (pod,) = of_kind(default, "Pod")
+    assert hook_of(pod) == "test"
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "restate-examples-subscriptions:0.1.0"
+    script: str = container["command"][-1]
+    compile(script, "helm-test", "exec")
+    for path in (
+        "/GreeterObject/",
+        "/SubscriptionService/add",
+        "/MyService/run",
+        "/SignupWorkflow/",
+    ):
+        assert path in script
+
+
+# ------------------------------------------------------------------------- switches
+
+
+def test_replicated_mode(helm: Helm) -> None:
+    objects = helm.template("restate.replicated.enabled=true")
+    sts = named(objects, "StatefulSet", f"{FULLNAME}-restate")
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    env = env_of(sts["spec"]["template"]["spec"]["containers"][0])
+    assert env["RESTATE_AUTO_PROVISION"]["value"] == "false"
+    addresses = json.loads(env["RESTATE_METADATA_CLIENT__ADDRESSES"]["value"])
+    headless = f"{FULLNAME}-restate-cluster"
+    assert addresses == [f"http://{FULLNAME}-restate-{i}.{headless}:5122" for i in range(3)]
+    job = named(objects, "Job", f"{FULLNAME}-restate-provision")
+    assert hook_of(job) == "post-install"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert "restatectl provision --replication 2 --yes" in container["args"][0]
+    assert env_of(container)["RESTATECTL_ADDRESS"]["value"] == (
+        f"http://{FULLNAME}-restate-0.{headless}:5122"
+    )
+
+
+def test_replication_larger_than_cluster_is_rejected(helm: Helm) -> None:
+    error = helm.template_error(
+        "restate.replicated.enabled=true", "restate.replicated.replication=4"
+    )
+    assert "restate.replicated.replication (4) cannot exceed restate.replicated.replicas (3)" in (
+        error
+    )
+
+
+def test_ingress_exposes_only_the_ingress_port(helm: Helm) -> None:
+    objects = helm.template("restate.ingress.enabled=true", "restate.ingress.className=nginx")
+    (ingress,) = of_kind(objects, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    backends = [
+        p["backend"]["service"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]
+    ]
+    assert backends == [{"name": f"{FULLNAME}-restate", "port": {"name": "ingress"}}]
+
+
+def test_hpa_and_pdb(helm: Helm) -> None:
+    objects = helm.template(
+        "examples.defaults.autoscaling.enabled=true",
+        "examples.defaults.podDisruptionBudget.enabled=true",
+        "examples.userObject.autoscaling.maxReplicas=7",
+    )
+    hpas = {h["metadata"]["name"]: h for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    assert set(hpas) == {f"{FULLNAME}-{e}" for e in EXAMPLES}
+    assert hpas[f"{FULLNAME}-user-object"]["spec"]["maxReplicas"] == 7
+    assert hpas[f"{FULLNAME}-subscriptions"]["spec"]["maxReplicas"] == 4
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"]["name"] == name
+        assert "replicas" not in named(objects, "Deployment", name)["spec"]
+    pdbs = of_kind(objects, "PodDisruptionBudget")
+    assert len(pdbs) == 4 and all(p["spec"]["minAvailable"] == 1 for p in pdbs)
+
+
+def test_network_policy_off(helm: Helm) -> None:
+    assert not of_kind(helm.template("networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+def test_identity_given_in_values(helm: Helm) -> None:
+    objects = helm.template(
+        values={"identity": {"privateKeyPem": RFC8032_PEM, "publicKey": RFC8032_PUBLIC}}
+    )
+    assert not [j for j in of_kind(objects, "Job") if "keygen" in j["metadata"]["name"]]
+    secret = named(objects, "Secret", f"{FULLNAME}-restate-identity-values")
+    assert hook_of(secret) is None
+    configmap = named(objects, "ConfigMap", f"{FULLNAME}-restate-identity-public-values")
+    assert configmap["data"] == {"publicKey": RFC8032_PUBLIC}
+    sts = named(objects, "StatefulSet", f"{FULLNAME}-restate")
+    volume = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "identity")
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+def test_identity_existing_secret(helm: Helm) -> None:
+    objects = helm.template(
+        "identity.existingSecret=my-key",
+        "identity.existingSecretKey=key.pem",
+        f"identity.publicKey={RFC8032_PUBLIC}",
+    )
+    assert not of_kind(objects, "Secret")
+    sts = named(objects, "StatefulSet", f"{FULLNAME}-restate")
+    volume = next(v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "identity")
+    assert volume["secret"]["secretName"] == "my-key"
+    assert volume["secret"]["items"] == [{"key": "key.pem", "path": "private.pem"}]
+
+
+def test_identity_disabled(helm: Helm) -> None:
+    objects = helm.template("identity.enabled=false")
+    for _, spec in pod_specs(objects):
+        for container in spec["containers"]:
+            env = env_of(container)
+            assert "RESTATE_IDENTITY_KEYS" not in env
+            assert "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE" not in env
+
+
+def test_service_monitors_only_with_their_api(helm: Helm) -> None:
+    objects = helm.template(extra=["--api-versions", "monitoring.coreos.com/v1"])
+    monitors = {m["metadata"]["name"]: m for m in of_kind(objects, "ServiceMonitor")}
+    ports = {name: m["spec"]["endpoints"][0]["port"] for name, m in monitors.items()}
+    assert ports == {
+        f"{FULLNAME}-restate-server": "node",
+        f"{FULLNAME}-example-service": "http2",
+        f"{FULLNAME}-operator": "metrics",
+    }
+
+
+def test_images_from_skaffold_style_values(helm: Helm) -> None:
+    objects = helm.template(
+        "examples.userObject.image.repository=registry.local/uo",
+        "examples.userObject.image.tag=abc123",
+        "operator.image.digest=sha256:" + "a" * 64,
+    )
+    uo = named(objects, "Deployment", f"{FULLNAME}-user-object")
+    assert uo["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/uo:abc123"
+    op = named(objects, "Deployment", f"{FULLNAME}-operator")
+    image = op["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "restate-examples-operator:0.1.0@sha256:" + "a" * 64
+
+
+def test_notes(helm: Helm) -> None:
+    proc = helm.run("install", "demo", str(CHART), "--namespace", NAMESPACE, "--dry-run=client")
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert f"port-forward svc/{FULLNAME}-restate 8080:8080 9070:9070" in notes
+    assert "curl localhost:8080/GreeterObject/mary/greet" in notes
+    assert "helm test -n examples demo" in notes
+
+
+# ------------------------------------------------------------------------- rejected values
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        (["examples.defaults.registration.deletionPolicy=Sometimes"], "deletionPolicy"),
+        (["examples.userObject.failureMode=explode"], "failureMode"),
+        (["examples.subscriptions.failureProbabilities.create_recurring_payment=2"], "maximum"),
+        (["identity.publicKey=not-a-key"], "publicKey"),
+        (["restate.replicated.replicas=2"], "replicas"),
+        (["restate.image.digest=latest"], "digest"),
+        (["operator.replicas=2"], "replicas"),
+        (["examples.defaults.logLevel=LOUD"], "logLevel"),
+        (["restate.ingress.hosts[0].paths[0].pathType=Anything"], "pathType"),
+        (["nosuchkey=1"], "nosuchkey"),
+        (["examples.userObject.replica=2"], "replica"),
+        (["examples.signupWorkflow.publicUrl=ftp://x"], "publicUrl"),
+        (["identity.existingSecret=Not_A_Name"], "existingSecret"),
+    ],
+)
+def test_schema_rejects(helm: Helm, sets: list[str], expected: str) -> None:
+    error = helm.template_error(*sets)
+    assert "values don't meet the specifications of the schema" in error, error
+    assert expected in error, error
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {"identity": {"privateKeyPem": RFC8032_PEM}},
+            "identity.privateKeyPem is set but identity.publicKey is empty",
+        ),
+        (
+            {"identity": {"existingSecret": "my-key"}},
+            "identity.existingSecret is set but identity.publicKey is empty",
+        ),
+        (
+            {"identity": {"publicKey": RFC8032_PUBLIC}},
+            "identity.publicKey is set without identity.privateKeyPem or identity.existingSecret",
+        ),
+    ],
+)
+def test_chart_rejects_inconsistent_identity(
+    helm: Helm, values: dict[str, object], expected: str
+) -> None:
+    assert expected in helm.template_error(values=values)

@@ -1,0 +1,98 @@
+"""skaffold.yaml and the kind workflow, checked by structure: skaffold itself cannot be
+installed here (its go.mod has replace directives), and GitHub Actions only runs on GitHub."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from chart.chartkit import CHART
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ("subscriptions", "building-blocks", "user-object", "signup-workflow", "operator")
+VALUE_KEYS = {
+    "subscriptions": "examples.subscriptions",
+    "building-blocks": "examples.buildingBlocks",
+    "user-object": "examples.userObject",
+    "signup-workflow": "examples.signupWorkflow",
+    "operator": "operator",
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def dockerfile_stages() -> set[str]:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    return set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, re.MULTILINE | re.IGNORECASE))
+
+
+def has_value(values: dict[str, Any], dotted: str) -> bool:
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_skaffold_builds_the_five_targets() -> None:
+    config = load(REPO_ROOT / "skaffold.yaml")
+    api = config["apiVersion"]
+    assert re.fullmatch(r"skaffold/v4beta(\d+)", api) and int(api.split("beta")[1]) >= 11
+    assert config["kind"] == "Config"
+    artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
+    assert set(artifacts) == {f"restate-examples-{t}" for t in TARGETS}
+    stages = dockerfile_stages()
+    for target in TARGETS:
+        docker = artifacts[f"restate-examples-{target}"]["docker"]
+        assert docker["dockerfile"] == "Dockerfile"
+        assert docker["target"] == target and target in stages
+        assert artifacts[f"restate-examples-{target}"]["context"] == "."
+
+
+def test_skaffold_deploys_the_chart_with_the_built_images() -> None:
+    config = load(REPO_ROOT / "skaffold.yaml")
+    values = load(CHART / "values.yaml")
+    (release,) = config["deploy"]["helm"]["releases"]
+    assert (REPO_ROOT / release["chartPath"]).resolve() == CHART.resolve()
+    templates: dict[str, str] = release["setValueTemplates"]
+    for target in TARGETS:
+        artifact = "restate_examples_" + target.replace("-", "_")
+        key = VALUE_KEYS[target]
+        assert templates[f"{key}.image.repository"] == f"{{{{.IMAGE_REPO_{artifact}}}}}"
+        assert templates[f"{key}.image.tag"] == f"{{{{.IMAGE_TAG_{artifact}}}}}"
+        assert has_value(values, f"{key}.image.repository")
+    for key in release.get("setValues", {}):
+        assert has_value(values, key), f"setValues {key} is not a chart value"
+
+
+def test_skaffold_port_forwards_restate() -> None:
+    config = load(REPO_ROOT / "skaffold.yaml")
+    (release,) = config["deploy"]["helm"]["releases"]
+    forwards = {(f["resourceName"], f["port"], f["localPort"]) for f in config["portForward"]}
+    restate = f"{release['name']}-restate"  # release name contains the chart name
+    assert forwards == {(restate, 8080, 8080), (restate, 9070, 9070)}
+    assert all(f["namespace"] == release["namespace"] for f in config["portForward"])
+
+
+def test_skaffold_kind_profile() -> None:
+    config = load(REPO_ROOT / "skaffold.yaml")
+    (kind,) = [p for p in config["profiles"] if p["name"] == "kind"]
+    assert kind["build"]["local"]["push"] is False
+    assert kind["activation"] == [{"kubeContext": "kind-.*"}]
+
+
+def test_kind_workflow() -> None:
+    workflow = load(REPO_ROOT / ".github" / "workflows" / "kind-e2e.yml")
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    commands = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "kind create cluster" in commands
+    assert "pytest tests/e2e_kind -m kind" in commands
+    assert (REPO_ROOT / "tests" / "e2e_kind" / "test_kind_e2e.py").is_file()
