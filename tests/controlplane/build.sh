@@ -23,7 +23,7 @@ mode="${1:-build}"
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 
 # Bump when the build flags below change, to invalidate existing caches.
-build_format=1
+build_format=2
 # The key changes whenever a pinned version, a module file, a Go source file or
 # build_format changes. It does not call `go` so that a warm run stays fast.
 hash="$(cd "$here" && { echo "$build_format"; cat versions.env */go.mod */go.sum \
@@ -62,6 +62,7 @@ exec 9>"$cache/controlplane/.lock"
 if command -v flock >/dev/null; then
   flock 9
   if is_built; then log "cached (built concurrently): $bin"; echo "$bin"; exit 0; fi
+  rm -rf "$cache/controlplane"/.tmp-*  # left by killed builds; none can be running now
 fi
 
 export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
@@ -78,21 +79,31 @@ mkdir -p "$tmp/bin"
 
 start=$SECONDS
 step=0
-build() { # build <module dir> <output name> <package>
-  local dir="$1" name="$2" pkg="$3" t0=$SECONDS
+build() { # build <module dir> <output name> <package> [extra ldflags]
+  local dir="$1" name="$2" pkg="$3" ldflags="-s -w ${4:-}" t0=$SECONDS
   step=$((step + 1))
   log "[$step/${#tools[@]}] building $name ($pkg)..."
-  (cd "$here/$dir" && go build -ldflags='-s -w' -o "$tmp/bin/$name" "$pkg")
+  (cd "$here/$dir" && go build -ldflags="$ldflags" -o "$tmp/bin/$name" "$pkg")
   log "[$step/${#tools[@]}] $name done in $((SECONDS - t0))s"
 }
 
+# Version stamps, as Kubernetes' hack/lib/version.sh and helm's Makefile set them: without
+# them /version says v0.0.0-master, which kubectl version and chart kubeVersion checks reject.
+minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+kube_ldflags=""
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+  kube_ldflags+=" -X $p.gitTreeState=clean"
+done
+helm_ldflags="-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+
 build kube etcd ./etcd
-build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
-build kube kubectl k8s.io/kubernetes/cmd/kubectl
+build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
+build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
+build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
-build helm helm helm.sh/helm/v4/cmd/helm
+build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): write the
 # default ones of this kwok release (fast node init, heartbeat with lease, pod ready/

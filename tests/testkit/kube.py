@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import functools
 import ipaddress
 import json
 import os
@@ -31,6 +32,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
 __all__ = [
     "ControlPlane",
@@ -170,7 +172,7 @@ def _write_pki(directory: Path) -> _Pki:
         x509.DNSName("kubernetes.default.svc"),
         x509.DNSName("kubernetes.default.svc.cluster.local"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(next(ipaddress.ip_network(SERVICE_CIDR).hosts())),
+        x509.IPAddress(next(ipaddress.IPv4Network(SERVICE_CIDR).hosts())),
     ]
     serving_cert = (
         x509.CertificateBuilder()
@@ -250,6 +252,14 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def client_from_kubeconfig(path: Path) -> k8s.ApiClient:
+    """A new ``kubernetes.client.ApiClient`` for a kubeconfig file."""
+    api: k8s.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(path), persist_config=False
+    )
+    return api
 
 
 def resolve_bin_dir(*, build: bool = False) -> Path:
@@ -361,6 +371,12 @@ class ControlPlane:
                 f"--tls-cert-file={pki.serving_cert}",
                 f"--tls-private-key-file={pki.serving_key}",
                 f"--client-ca-file={pki.ca_cert}",
+                # Front-proxy settings: the components' delegated authn expects them.
+                f"--requestheader-client-ca-file={pki.ca_cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--token-auth-file={tokens}",
                 "--authorization-mode=Node,RBAC",
                 f"--service-account-issuer={SA_ISSUER}",
@@ -372,9 +388,7 @@ class ControlPlane:
                 "--profiling=false",
             ],
         )
-        self._wait(
-            "kube-apiserver", deadline, lambda: self._http_ok(f"{self.server}/readyz", "ok")
-        )
+        self._wait("kube-apiserver", deadline, lambda: self._http_ok(f"{self.server}/readyz", "ok"))
 
         kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
         kc = f"--kubeconfig={self.kubeconfig}"
@@ -409,7 +423,16 @@ class ControlPlane:
             "apiVersion: config.kwok.x-k8s.io/v1alpha1\n"
             "kind: KwokConfiguration\n"
             "options:\n"
+            # A config file gets no defaults (unlike no config): spell them out.
             "  nodeLeaseDurationSeconds: 40\n"
+            "  nodeLeaseParallelism: 4\n"
+            "  podPlayStageParallelism: 4\n"
+            "  nodePlayStageParallelism: 4\n"
+            "  podsOnNodeSyncParallelism: 1\n"
+            "  enablePodsOnNodeSyncListPager: true\n"
+            "  enablePodsOnNodeSyncStreamWatch: false\n"
+            "  enableDebuggingHandlers: true\n"
+            "  enableProfilingHandler: false\n"
         )
         self._spawn(
             "kwok",
@@ -426,7 +449,8 @@ class ControlPlane:
             env={"HOME": str(work)},  # kwok also reads ~/.kwok/kwok.yaml
         )
         for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):
-            self._wait(name, deadline, lambda p=port: self._http_ok(f"https://127.0.0.1:{p}/healthz"))
+            url = f"https://127.0.0.1:{port}/healthz"
+            self._wait(name, deadline, functools.partial(self._http_ok, url))
         self._wait("kwok", deadline, lambda: self._http_ok(f"http://127.0.0.1:{kwok_port}/healthz"))
 
         with self.api_client() as api:
@@ -450,7 +474,7 @@ class ControlPlane:
             cwd=self.workdir,
             env={**os.environ, **(env or {})},
             start_new_session=True,
-            preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,  # noqa: PLW1509
+            preexec_fn=_set_pdeathsig if sys.platform == "linux" else None,
         )
         self.procs.append(_Proc(name, popen, log, log_file))
 
@@ -480,11 +504,11 @@ class ControlPlane:
         return self.workdir / f"{name}.log"
 
     def _http_ok(self, url: str, body: str | None = None) -> bool:
-        headers = {"Authorization": f"Bearer {self.admin_token}"} if "127.0.0.1:" in url else {}
+        headers: dict[str, str] = {}
+        verify: ssl.SSLContext | bool = False  # components' self-signed certs; loopback only
         if url.startswith(self.server):
-            verify: Any = str(self.workdir / "pki" / "ca.crt") if self.workdir else False
-        else:
-            verify = False  # components' self-signed serving certs; loopback only
+            headers["Authorization"] = f"Bearer {self.admin_token}"
+            verify = ssl.create_default_context(cadata=self.ca_pem.decode())
         r = httpx.get(url, headers=headers, verify=verify, timeout=2.0)
         return r.status_code == 200 and (body is None or body in r.text)
 
@@ -533,30 +557,29 @@ class ControlPlane:
                         out[name] = int(line.split()[1]) * 1024
         return out
 
-    def api_client(self) -> Any:
-        return k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
+    def api_client(self) -> k8s.ApiClient:
+        return client_from_kubeconfig(self.kubeconfig)
 
 
-def _fake_node(name: str) -> dict[str, Any]:
+def _fake_node(name: str) -> k8s.V1Node:
+    """A node managed by kwok (selected by its annotation); no taint, so any pod fits."""
     resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
+    return k8s.V1Node(
+        metadata=k8s.V1ObjectMeta(
+            name=name,
+            annotations={KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            labels={
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
                 "type": "kwok",
             },
-        },
-        "status": {"capacity": resources, "allocatable": resources},
-    }
+        ),
+        status=k8s.V1NodeStatus(capacity=resources, allocatable=resources),
+    )
 
 
-def _sa_exists(core: Any, namespace: str, name: str = "default") -> bool:
+def _sa_exists(core: k8s.CoreV1Api, namespace: str, name: str = "default") -> bool:
     try:
         core.read_namespaced_service_account(name, namespace)
     except ApiException as e:
@@ -566,9 +589,9 @@ def _sa_exists(core: Any, namespace: str, name: str = "default") -> bool:
     return True
 
 
-def _node_ready(core: Any, name: str) -> bool:
+def _node_ready(core: k8s.CoreV1Api, name: str) -> bool:
     node = core.read_node(name)
-    conditions = node.status.conditions or []
+    conditions = (node.status.conditions if node.status else None) or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
@@ -591,9 +614,9 @@ class Kube:
 
     # ----------------------------------------------------------------- clients
 
-    def api_client(self) -> Any:
+    def api_client(self) -> k8s.ApiClient:
         """A new ``kubernetes.client.ApiClient`` authenticated as admin."""
-        return k8s_config.new_client_from_config(config_file=str(self.kubeconfig))
+        return client_from_kubeconfig(self.kubeconfig)
 
     def service_account_token(
         self,
@@ -610,11 +633,10 @@ class Kube:
             )
         )
         with self.api_client() as api:
-            resp = k8s.CoreV1Api(api).create_namespaced_service_account_token(
-                name, namespace, body
-            )
-        token: str = resp.status.token
-        return token
+            resp = k8s.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, body)
+        if resp.status is None or not resp.status.token:
+            raise RuntimeError(f"TokenRequest for {namespace}/{name} returned no token")
+        return resp.status.token
 
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
         """A kubeconfig authenticating as system:serviceaccount:<namespace>:<name> (for
@@ -633,11 +655,10 @@ class Kube:
         self._sa_kubeconfigs[key] = path
         return path
 
-    def as_service_account(self, namespace: str, name: str) -> Any:
+    def as_service_account(self, namespace: str, name: str) -> k8s.ApiClient:
         """A new ``kubernetes.client.ApiClient`` authenticated as that ServiceAccount
         (see :meth:`service_account_kubeconfig` for the kubeconfig file)."""
-        path = self.service_account_kubeconfig(namespace, name)
-        return k8s_config.new_client_from_config(config_file=str(path))
+        return client_from_kubeconfig(self.service_account_kubeconfig(namespace, name))
 
     def _admin_cluster(self) -> dict[str, Any]:
         view = json.loads(
@@ -728,7 +749,7 @@ class Kube:
         name = f"{slug}-{uuid.uuid4().hex[:6]}"
         with self.api_client() as api:
             core = k8s.CoreV1Api(api)
-            core.create_namespace({"metadata": {"name": name}})
+            core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
             if wait_for_sa:
                 deadline = time.monotonic() + 60
                 while not _sa_exists(core, name):
