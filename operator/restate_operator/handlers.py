@@ -1,0 +1,369 @@
+"""kopf handlers: one daemon per RestateRegistration, watches that wake it, and deletion.
+
+Each RestateRegistration gets a daemon that reconciles (see `reconcile.py`) and then sleeps:
+after a success for DRIFT_CHECK_SECONDS (the drift check: it finds a registration Restate lost
+and repairs it), after an admin API failure for a capped exponential backoff (1 s doubling to
+60 s), and when blocked (missing Service/Deployment, rollout in progress, conflict) until an
+event wakes it. Changes of the resource, of its Deployment or Service, wake it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from restate_operator import k8s, metrics
+from restate_operator.admin_api import AdminApi, AdminApiError
+from restate_operator.conditions import Reason, ready_condition
+from restate_operator.reconcile import Outcome, reconcile
+from restate_operator.settings import get_settings
+
+GROUP, VERSION, PLURAL = k8s.GROUP, k8s.VERSION, k8s.PLURAL
+FINALIZER = "examples.restate.dev/registration"
+DRAIN_POLL_SECONDS = 2.0
+
+# (namespace, name) of each running daemon -> the event that wakes it up.
+_wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
+# (namespace, name) -> last metadata.generation seen.
+_generations: dict[tuple[str | None, str], Any] = {}
+_QUIET_HANDLERS = ("registration_changed", "deployment_changed", "service_changed")
+
+
+class _QuietWatchHandlers(logging.Filter):
+    """Drops kopf's "Handler 'x' succeeded." lines of the wake-up handlers (one per event)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (message.endswith("succeeded.") and any(h in message for h in _QUIET_HANDLERS))
+
+
+def backoff(failures: int) -> float:
+    settings = get_settings()
+    exponent = min(max(failures - 1, 0), 30)
+    return float(min(settings.backoff_initial_seconds * 2**exponent, settings.backoff_max_seconds))
+
+
+def _wake(namespace: str | None, names: Any = None) -> None:
+    for (ns, name), event in list(_wakeups.items()):
+        if ns == namespace and (names is None or name in names):
+            event.set()
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    own = get_settings()
+    # Namespaced and least privilege: no cluster-wide watches of CRDs or namespaces.
+    settings.scanning.disabled = True
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="examples.restate.dev"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="examples.restate.dev", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own events only, plus kopf's warnings
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    logging.getLogger("kopf.objects").addFilter(_QuietWatchHandlers())
+    k8s.api_client()
+    metrics.serve(own.bind_host, own.metrics_port)
+    logger.info(
+        "restate operator started",
+        extra={"admin_url": own.restate_admin_url, "namespace": own.watch_namespace or "*"},
+    )
+
+
+# --------------------------------------------------------------------------- indices
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def registrations_by_target(
+    namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[tuple[str | None, str, str], str]:
+    """(namespace, kind, name) of the referenced Service and Deployment -> registration."""
+    return {
+        (namespace, "service", spec.get("service", {}).get("name", "")): name,
+        (namespace, "deployment", spec.get("deployment", {}).get("name", "")): name,
+    }
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def registrations_by_endpoint(
+    namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[tuple[str | None, str, int, str], tuple[str, str]]:
+    """The Service address a registration claims -> (creationTimestamp, name)."""
+    service = spec.get("service", {})
+    key = (namespace, service.get("name", ""), service.get("port", 9080), _path(spec))
+    return {key: (meta.get("creationTimestamp", ""), name)}
+
+
+def _path(spec: Any) -> str:
+    return str(spec.get("path") or "").rstrip("/")
+
+
+# --------------------------------------------------------------------------- wake-ups
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def registration_changed(
+    type: str, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+) -> None:
+    # A new spec (generation) wakes the daemons of the namespace: the resource's own, and any
+    # that conflicted with it. Status-only changes (our own patches) wake nobody.
+    key = (namespace, name)
+    generation = meta.get("generation")
+    if type in ("DELETED", None) or _generations.get(key) != generation:
+        _wake(namespace)
+    if type == "DELETED":
+        _generations.pop(key, None)
+    else:
+        _generations[key] = generation
+
+
+@kopf.on.event("apps", "v1", "deployments")
+def deployment_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+    index: kopf.Index[Any, str] = kwargs["registrations_by_target"]
+    _wake(namespace, set(index.get((namespace, "deployment", name), [])))
+
+
+@kopf.on.event("", "v1", "services")
+def service_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
+    index: kopf.Index[Any, str] = kwargs["registrations_by_target"]
+    _wake(namespace, set(index.get((namespace, "service", name), [])))
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+def _conflict(
+    namespace: str | None, name: str, spec: Any, meta: Any, index: kopf.Index[Any, tuple[str, str]]
+) -> str | None:
+    """The name of an older registration of the same Service address, if any."""
+    service = spec.get("service", {})
+    key = (namespace, service.get("name", ""), service.get("port", 9080), _path(spec))
+    mine = (meta.get("creationTimestamp", ""), name)
+    claims = sorted(set(index.get(key, [])) | {mine})
+    return claims[0][1] if claims[0] != mine else None
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def registration_daemon(
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+    **kwargs: Any,
+) -> None:
+    by_endpoint: kopf.Index[Any, tuple[str, str]] = kwargs["registrations_by_endpoint"]
+    assert namespace is not None  # the resource is namespaced
+    settings = get_settings()
+    key = (namespace, name)
+    wakeup = _wakeups.setdefault(key, asyncio.Event())
+    status: dict[str, Any] = dict(body.get("status") or {})
+    failures = 0
+    try:
+        while not stopped:
+            wakeup.clear()
+            started = time.monotonic()
+            spec, meta = dict(body.spec), body.meta
+            try:
+                outcome = await reconcile(
+                    settings,
+                    namespace,
+                    name,
+                    spec,
+                    status,
+                    meta.get("generation"),
+                    _conflict(namespace, name, spec, meta, by_endpoint),
+                )
+                status = await _record(body, namespace, name, status, outcome, started, logger)
+                failures = failures + 1 if outcome.failed else 0
+            except Exception as error:  # a bug or an API server hiccup: log, back off, go on
+                logger.exception(f"reconciliation failed: {error}")
+                metrics.RECONCILES.labels("error").inc()
+                metrics.ERRORS.labels("InternalError").inc()
+                failures += 1
+                outcome = Outcome(False, Reason.ADMIN_API_UNREACHABLE, str(error), failed=True)
+            if outcome.failed:
+                delay = backoff(failures)
+            elif outcome.reason in (Reason.REGISTERED, Reason.ROLLOUT_IN_PROGRESS):
+                delay = settings.drift_check_seconds
+            else:  # blocked on something a watch event will tell us about; re-check anyway
+                delay = settings.drift_check_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_either(wakeup, stopped), timeout=delay)
+    finally:
+        _wakeups.pop(key, None)
+        metrics.set_ready(namespace, name, False)
+
+
+async def _either(wakeup: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
+    waits = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+async def _record(
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    status: dict[str, Any],
+    outcome: Outcome,
+    started: float,
+    logger: kopf.Logger,
+) -> dict[str, Any]:
+    """Writes status, metrics, logs and (on changes) Events for one reconciliation."""
+    previous = status.get("conditions") or []
+    old: dict[str, Any] = next((c for c in previous if c.get("type") == "Ready"), {})
+    conditions = ready_condition(
+        outcome.ready,
+        outcome.reason,
+        outcome.message,
+        outcome.fields.get("observedGeneration"),
+        previous,
+    )
+    patch = {**outcome.fields, "conditions": conditions}
+    changed = {k: v for k, v in patch.items() if status.get(k) != v}
+    if changed:
+        await k8s.patch_status(namespace, name, changed)
+    status = {**status, **patch}
+    metrics.set_ready(namespace, name, outcome.ready)
+    result = "error" if outcome.failed else ("ok" if outcome.ready else "pending")
+    metrics.RECONCILES.labels(result).inc()
+    if not outcome.ready:
+        metrics.ERRORS.labels(str(outcome.reason)).inc()
+    if outcome.registered is not None:
+        metrics.ADMIN_CALLS.labels("registered").inc()
+        latency = None
+        created = _parse(body.meta.get("creationTimestamp"))
+        since = outcome.available_since
+        if since is not None and (created is None or since >= created):
+            latency = max(0.0, (datetime.datetime.now(datetime.UTC) - since).total_seconds())
+            metrics.AVAILABLE_TO_REGISTERED.observe(latency)
+        kopf.event(body, type="Normal", reason="Registered", message=outcome.message)
+        logger.info(
+            outcome.message,
+            extra={
+                "deployment_id": outcome.registered.id,
+                "available_to_registered_seconds": latency,
+                "reconcile_seconds": round(time.monotonic() - started, 3),
+            },
+        )
+    if (old.get("reason"), old.get("message")) != (str(outcome.reason), outcome.message) and (
+        outcome.registered is None
+    ):
+        kind = (
+            "Normal"
+            if outcome.ready or outcome.reason == Reason.DEPLOYMENT_NOT_AVAILABLE
+            else ("Warning")
+        )
+        if old.get("reason") != str(outcome.reason) or kind == "Warning":
+            kopf.event(body, type=kind, reason=str(outcome.reason), message=outcome.message)
+        log = logger.info if kind == "Normal" else logger.warning
+        log(f"{outcome.reason}: {outcome.message}")
+    return status
+
+
+# --------------------------------------------------------------------------- deletion
+
+
+def _parse(stamp: Any) -> datetime.datetime | None:
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+
+
+def _age(meta: Any) -> float:
+    """Seconds since deletion was requested."""
+    since = _parse(meta.get("deletionTimestamp"))
+    if since is None:
+        return 0.0
+    return (datetime.datetime.now(datetime.UTC) - since).total_seconds()
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def delete_registration(
+    namespace: str | None,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    body: kopf.Body,
+    retry: int,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Drain: wait (at most drainTimeoutSeconds) until no unfinished invocation is pinned to
+    the deployment(s), then remove them with force. Force: remove at once. Orphan: leave them.
+    If the admin API stays unreachable, deletion gives up after the drain timeout plus
+    FORCE_DELETION_TIMEOUT_SECONDS, leaving the Restate deployment behind (Warning event)."""
+    assert namespace is not None
+    settings = get_settings()
+    policy = spec.get("deletionPolicy", "Drain")
+    ids = [
+        i for i in [status.get("deploymentId"), *(status.get("supersededDeploymentIds") or [])] if i
+    ]
+    metrics.set_ready(namespace, name, False)
+    if not ids:
+        return
+    if policy == "Orphan":
+        kopf.event(body, type="Normal", reason="Orphaned", message=f"left in Restate: {ids}")
+        return
+    elapsed = _age(meta)
+    drain_timeout = float(spec.get("drainTimeoutSeconds", 600)) if policy == "Drain" else 0.0
+    admin_url = spec.get("adminUrl") or settings.restate_admin_url
+    try:
+        async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
+            if elapsed < drain_timeout:
+                pinned = sum([await admin.unfinished_pinned_invocations(i) for i in ids])
+                if pinned:
+                    message = (
+                        f"draining: {pinned} unfinished invocation(s) pinned to {ids}; "
+                        f"forced removal in {drain_timeout - elapsed:.0f}s"
+                    )
+                    await k8s.patch_status(
+                        namespace,
+                        name,
+                        {
+                            "conditions": ready_condition(
+                                False, Reason.DRAINING, message, None, status.get("conditions")
+                            )
+                        },
+                    )
+                    raise kopf.TemporaryError(
+                        message, delay=min(DRAIN_POLL_SECONDS, drain_timeout - elapsed)
+                    )
+            elif policy == "Drain":
+                kopf.event(
+                    body,
+                    type="Warning",
+                    reason="DrainTimeout",
+                    message=f"drain timeout ({drain_timeout:.0f}s) passed: removing {ids} by force",
+                )
+            for deployment_id in ids:
+                await admin.delete(deployment_id)
+    except AdminApiError as error:
+        if elapsed >= drain_timeout + settings.force_deletion_timeout_seconds:
+            kopf.event(
+                body,
+                type="Warning",
+                reason="RestateDeploymentLeftBehind",
+                message=f"gave up removing {ids} from Restate: {error}",
+            )
+            return
+        kopf.event(body, type="Warning", reason=error.reason, message=str(error))
+        raise kopf.TemporaryError(str(error), delay=backoff(retry + 1)) from None
+    kopf.event(body, type="Normal", reason="Deregistered", message=f"removed from Restate: {ids}")
+    logger.info(f"removed Restate deployment(s) {ids} ({policy})")

@@ -1,0 +1,276 @@
+"""One reconciliation of a RestateRegistration: from the Deployment and Service to Restate.
+
+How a rollout makes Restate discover the new code (checked against restate-server 1.7.12):
+`POST /deployments` without `force` answers 200 with the SAME id for a URI Restate already
+has, and does not call /discover again; the query string is ignored in that comparison, and so
+are `additional_headers`. A distinct path is a distinct deployment. So the registered URI is
+the Service's address plus one path segment per revision,
+
+    http://<service>.<namespace>.svc.cluster.local:<port><path>/rev-<marker>
+
+where <marker> hashes the Deployment's pod template together with `useHttp11` and
+`additionalHeaders`. Restate SDKs serve their endpoint under any prefix (they match
+`.../discover` and `.../invoke/<service>/<handler>` at the end of the path), so the same
+pods answer every marker. A changed template gives a new URI: a plain POST creates a new
+deployment (201), Restate runs discovery and makes it the latest revision of its services;
+invocations pinned to the previous deployment keep their deployment id. We never use `force`
+for a new template: it rewrites a deployment in place, under invocations pinned to it.
+
+The superseded deployment is kept in `status.supersededDeploymentIds` and removed (DELETE
+?force=true) by a later reconciliation once no unfinished invocation is pinned to it. A
+rollback to an earlier template gives that template's URI again: if its old deployment is
+already gone it is simply registered anew; if it still exists (something was pinned to it)
+and is not the latest, it is re-registered with `force: true`, which rediscovers it and makes
+it the latest (safe: same URI means same template, so the same code).
+
+Limitation of following a plain Deployment (Restate's own operator avoids it with one
+ReplicaSet and Service per version): once the old pods are gone, invocations still pinned to
+the previous deployment are served by the new pods, through the old URI.
+
+Idempotent: the endpoint is looked up in Restate before registering, so running this again
+(after an operator restart, on the drift timer) registers nothing twice; a registration Restate
+lost (data wiped) is registered again. If the services' latest deployment is one this resource
+did not register, it reports ConflictingRegistration instead of fighting over it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from restate_operator import k8s
+from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
+from restate_operator.conditions import Reason, now
+from restate_operator.settings import Settings
+
+
+@dataclass
+class Outcome:
+    """What the reconciliation found: the `Ready` condition and the status fields to write."""
+
+    ready: bool
+    reason: Reason
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False  # an admin API error: retry with backoff
+    registered: RestateDeployment | None = None  # set when a POST /deployments happened
+    available_since: datetime.datetime | None = None
+
+
+def template_hash(deployment: dict[str, Any]) -> str:
+    """Hash of the Deployment's pod template: changes with every rollout (and rollback)."""
+    template = deployment.get("spec", {}).get("template", {})
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def revision_marker(pod_template_hash: str, spec: dict[str, Any]) -> str:
+    """Hash of what a registration depends on: pod template and registration options."""
+    options = [pod_template_hash, spec.get("useHttp11", False), spec.get("additionalHeaders", {})]
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def endpoint_for(settings: Settings, namespace: str, spec: dict[str, Any], marker: str) -> str:
+    """The Service's address plus a per-revision path segment `/rev-<marker>`."""
+    path = (spec.get("path") or "").rstrip("/") + f"/rev-{marker}"
+    service = spec["service"]
+    return settings.endpoint_template.format(
+        service=service["name"], namespace=namespace, port=service.get("port", 9080), path=path
+    )
+
+
+def _parse_time(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def rollout_state(deployment: dict[str, Any]) -> tuple[bool, str, datetime.datetime | None]:
+    """(complete and Available, explanation, when it became so)."""
+    meta, spec, status = deployment["metadata"], deployment["spec"], deployment.get("status", {})
+    wanted = spec.get("replicas", 1)
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    available = conditions.get("Available", {})
+    counts = (
+        f"replicas {status.get('replicas', 0)}/{wanted}, updated {status.get('updatedReplicas', 0)}"
+        f", available {status.get('availableReplicas', 0)}"
+    )
+    if wanted < 1:
+        return False, "the Deployment is scaled to zero", None
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return False, "the Deployment controller has not observed the latest spec yet", None
+    complete = (
+        available.get("status") == "True"
+        and status.get("updatedReplicas", 0) == wanted
+        and status.get("availableReplicas", 0) >= wanted
+        and status.get("replicas", 0) == wanted
+    )
+    if not complete:
+        return False, f"rollout not complete or not Available ({counts})", None
+    times = [_parse_time(available.get("lastTransitionTime"))]
+    progressing = conditions.get("Progressing", {})
+    if progressing.get("reason") == "NewReplicaSetAvailable":
+        times.append(_parse_time(progressing.get("lastUpdateTime")))
+    since = max((t for t in times if t is not None), default=None)
+    return True, f"Available ({counts})", since
+
+
+def _service_has_port(service: dict[str, Any], port: int) -> bool:
+    return any(p.get("port") == port for p in service.get("spec", {}).get("ports") or [])
+
+
+def _services_fields(deployment: RestateDeployment) -> dict[str, Any]:
+    return {
+        "services": [
+            {"name": s.name, "type": s.type, "handlers": list(s.handlers)}
+            for s in deployment.services
+        ],
+        "serviceNames": ",".join(s.name for s in deployment.services),
+    }
+
+
+async def reconcile(
+    settings: Settings,
+    namespace: str,
+    name: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    generation: int | None,
+    conflict_with: str | None,
+) -> Outcome:
+    service_ref, deployment_name = spec["service"], spec["deployment"]["name"]
+    port = service_ref.get("port", 9080)
+    base = {"observedGeneration": generation}
+    if conflict_with:
+        return Outcome(
+            False,
+            Reason.CONFLICTING_REGISTRATION,
+            f"Service {service_ref['name']}:{port}{spec.get('path') or ''} is already registered "
+            f"by RestateRegistration {conflict_with} (created earlier); delete one of the two",
+            base,
+        )
+    service = await k8s.read_service(namespace, service_ref["name"])
+    if service is None or not _service_has_port(service, port):
+        what = "does not exist" if service is None else f"has no port {port}"
+        return Outcome(
+            False,
+            Reason.SERVICE_NOT_FOUND,
+            f"Service {namespace}/{service_ref['name']} {what}; create it (or fix spec.service)",
+            base,
+        )
+    deployment = await k8s.read_deployment(namespace, deployment_name)
+    if deployment is None:
+        return Outcome(
+            False,
+            Reason.DEPLOYMENT_NOT_FOUND,
+            f"Deployment {namespace}/{deployment_name} does not exist; create it "
+            "(or fix spec.deployment.name)",
+            base,
+        )
+    complete, explanation, since = rollout_state(deployment)
+    if not complete:
+        if status.get("deploymentId"):  # the previous revision keeps serving
+            return Outcome(
+                True,
+                Reason.ROLLOUT_IN_PROGRESS,
+                f"Deployment {deployment_name}: {explanation}; revision "
+                f"{status.get('podTemplateHash')} stays registered as {status['deploymentId']}",
+                base,
+            )
+        return Outcome(
+            False,
+            Reason.DEPLOYMENT_NOT_AVAILABLE,
+            f"Deployment {deployment_name}: {explanation}; waiting",
+            base,
+        )
+
+    pod_template_hash = template_hash(deployment)
+    endpoint = endpoint_for(settings, namespace, spec, revision_marker(pod_template_hash, spec))
+    admin_url = (spec.get("adminUrl") or settings.restate_admin_url).rstrip("/")
+    ours = {status.get("deploymentId"), *(status.get("supersededDeploymentIds") or [])} - {None}
+    try:
+        async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
+            return await _register(
+                admin, spec, status, ours, endpoint, pod_template_hash, base, since
+            )
+    except AdminApiError as error:
+        return Outcome(False, Reason(error.reason), str(error), base, failed=True)
+
+
+async def _register(
+    admin: AdminApi,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    ours: set[str],
+    endpoint: str,
+    pod_template_hash: str,
+    base: dict[str, Any],
+    since: datetime.datetime | None,
+) -> Outcome:
+    existing = await admin.deployments()
+    latest = await admin.latest_deployments()
+    found = next((d for d in existing if same_endpoint(d.uri, endpoint)), None)
+    registered: RestateDeployment | None = None
+    http11, headers = bool(spec.get("useHttp11", False)), spec.get("additionalHeaders") or {}
+    if found is None:
+        # A new revision (or Restate lost it: drift): a new URI, so Restate discovers it anew.
+        registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)
+        current = registered
+    else:
+        current = await admin.deployment(found.id) or found
+        behind = [s.name for s in current.services if latest.get(s.name) != current.id]
+        strangers = {latest[s] for s in behind if s in latest} - ours
+        if strangers:
+            return Outcome(
+                False,
+                Reason.CONFLICTING_REGISTRATION,
+                f"Restate services {behind} are served by deployment(s) {sorted(strangers)}, "
+                "not registered by this resource; remove them or this resource",
+                base,
+            )
+        if behind:  # a rollback to an earlier revision, or another of ours took over: force
+            registered = await admin.register(
+                endpoint, force=True, use_http_11=http11, additional_headers=headers
+            )
+            current = registered
+
+    superseded = [
+        d
+        for d in [*(status.get("supersededDeploymentIds") or []), status.get("deploymentId")]
+        if d and d != current.id
+    ]
+    superseded = await _prune(admin, list(dict.fromkeys(superseded)), {d.id for d in existing})
+    fields = {
+        **base,
+        "deploymentId": current.id,
+        "endpoint": endpoint,
+        "podTemplateHash": pod_template_hash,
+        "supersededDeploymentIds": superseded,
+        **_services_fields(current),
+    }
+    if registered is not None or status.get("deploymentId") != current.id:
+        fields["registeredAt"] = now()
+    services = ", ".join(s.name for s in current.services) or "no services"
+    return Outcome(
+        True,
+        Reason.REGISTERED,
+        f"registered as Restate deployment {current.id} ({services}) at {endpoint}",
+        fields,
+        registered=registered,
+        available_since=since,
+    )
+
+
+async def _prune(admin: AdminApi, superseded: list[str], existing: set[str]) -> list[str]:
+    """Removes superseded Restate deployments of this resource once nothing is pinned to them."""
+    kept = []
+    for deployment_id in superseded:
+        if deployment_id not in existing:
+            continue
+        if await admin.unfinished_pinned_invocations(deployment_id) == 0:
+            await admin.delete(deployment_id)
+        else:
+            kept.append(deployment_id)
+    return kept

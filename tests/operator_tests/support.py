@@ -1,0 +1,310 @@
+"""Fixtures: the CRD, a real Restate server, example service processes and the operator
+(`python -m restate_operator` as a subprocess with its ServiceAccount's kubeconfig, holding
+exactly the Role from the chart's `files/operator-rules.yaml`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client import ApiException
+
+from testkit.kube import Kube
+from testkit.ports import free_port
+from testkit.processes import Process
+from testkit.restate import EXAMPLES, REPO, ExampleService, RestateServer
+
+CHART = REPO / "deploy" / "helm" / "restate-examples"
+CRD = CHART / "crds" / "restateregistrations.yaml"
+RULES = CHART / "files" / "operator-rules.yaml"
+GROUP, VERSION, PLURAL = "examples.restate.dev", "v1alpha1", "restateregistrations"
+HERE = Path(__file__).resolve().parent
+DRIFT_SECONDS = 2.0
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 60, what: str = "") -> T:
+    """Polls `check` until it returns something truthy (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (ApiException, httpx.HTTPError, KeyError) as error:
+            last = error
+        else:
+            if last:
+                found: T = last
+                return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def crd(kube: Kube) -> Path:
+    kube.kubectl("apply", "-f", str(CRD))
+    kube.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    return CRD
+
+
+class Operator:
+    """The operator as a process, started and stopped by the test."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, admin_url: str, workdir: Path) -> None:
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        self.process = Process(
+            "restate-operator",
+            [sys.executable, "-m", "restate_operator"],
+            {
+                "KUBECONFIG": str(kubeconfig),
+                "WATCH_NAMESPACE": namespace,
+                "RESTATE_ADMIN_URL": admin_url,
+                "ENDPOINT_TEMPLATE": "http://127.0.0.1:{port}{path}",
+                "BIND_HOST": "127.0.0.1",
+                "METRICS_PORT": str(self.metrics_port),
+                "LIVENESS_PORT": str(self.liveness_port),
+                "DRIFT_CHECK_SECONDS": str(DRIFT_SECONDS),
+                "BACKOFF_MAX_SECONDS": "4",
+                "FORCE_DELETION_TIMEOUT_SECONDS": "20",
+            },
+            workdir / "operator.log",
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        eventually(self.alive, 60, "the operator's liveness endpoint")
+
+    def alive(self) -> bool:
+        if not self.process.running:
+            raise RuntimeError(f"operator exited:\n{self.process.tail()}")
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        return httpx.get(url, timeout=2).status_code == 200
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@dataclass
+class OperatorEnv:
+    """One test's namespace, Restate server, service processes and operator."""
+
+    kube: Kube
+    namespace: str
+    workdir: Path
+    restate_bin: Path
+    server: RestateServer = field(init=False)
+    operator: Operator = field(init=False)
+    services: list[ExampleService | Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.api = self.kube.api_client()
+        self.core = k8s.CoreV1Api(self.api)
+        self.apps = k8s.AppsV1Api(self.api)
+        self.custom = k8s.CustomObjectsApi(self.api)
+        self.server = RestateServer(self.restate_bin, self.workdir)
+        self.server.start()
+        self.kubeconfig = self.grant_operator_rights()
+        self.operator = Operator(
+            self.kubeconfig, self.namespace, self.server.admin_url, self.workdir
+        )
+
+    def grant_operator_rights(self) -> Path:
+        """ServiceAccount + Role with exactly the chart's rules + RoleBinding."""
+        ns = self.namespace
+        self.core.create_namespaced_service_account(
+            ns, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="restate-operator"))
+        )
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "restate-operator", "namespace": ns},
+            "rules": yaml.safe_load(RULES.read_text()),
+        }
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "restate-operator", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": "restate-operator"},
+            "subjects": [{"kind": "ServiceAccount", "name": "restate-operator", "namespace": ns}],
+        }  # fmt: skip
+        items = {"apiVersion": "v1", "kind": "List", "items": [role, binding]}
+        self.kube.kubectl("apply", "-f", "-", input=json.dumps(items))
+        return self.kube.service_account_kubeconfig(ns, "restate-operator")
+
+    # ----------------------------------------------------------------- services
+
+    def start_example(self, name: str) -> ExampleService:
+        service = ExampleService(
+            name, self.workdir, {"RESTATE_INGRESS_URL": self.server.ingress_url}
+        )
+        service.start()
+        self.services.append(service)
+        return service
+
+    def start_app(self, app: str, port: int) -> Process:
+        """A test app (module under tests/operator_tests) on a given port."""
+        process = Process(
+            app,
+            [sys.executable, "-m", "examples_runtime", app],
+            {"HOST": "127.0.0.1", "PORT": str(port), "LOG_FORMAT": "json",
+             "PYTHONPATH": str(HERE)},
+            self.workdir / f"{app.replace(':', '-')}.log",
+        )  # fmt: skip
+        process.start()
+        self.services.append(process)
+        eventually(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200,
+            30,
+            f"{app} to become ready",
+        )
+        return process
+
+    # ----------------------------------------------------------------- Kubernetes objects
+
+    def create_service(self, name: str, port: int) -> None:
+        self.core.create_namespaced_service(
+            self.namespace,
+            k8s.V1Service(
+                metadata=k8s.V1ObjectMeta(name=name),
+                spec=k8s.V1ServiceSpec(
+                    selector={"app": name}, ports=[k8s.V1ServicePort(port=port, name="restate")]
+                ),
+            ),
+        )
+
+    def create_deployment(self, name: str, version: str = "v1") -> None:
+        labels = {"app": name}
+        container = k8s.V1Container(
+            name="service",
+            image="registry.k8s.io/pause:3.10",
+            env=[k8s.V1EnvVar(name="VERSION", value=version)],
+        )
+        self.apps.create_namespaced_deployment(
+            self.namespace,
+            k8s.V1Deployment(
+                metadata=k8s.V1ObjectMeta(name=name),
+                spec=k8s.V1DeploymentSpec(
+                    replicas=1,
+                    selector=k8s.V1LabelSelector(match_labels=labels),
+                    template=k8s.V1PodTemplateSpec(
+                        metadata=k8s.V1ObjectMeta(labels=labels),
+                        spec=k8s.V1PodSpec(containers=[container]),
+                    ),
+                ),
+            ),
+        )
+
+    def set_version(self, deployment: str, version: str) -> None:
+        patch = {"spec": {"template": {"spec": {"containers": [
+            {"name": "service", "env": [{"name": "VERSION", "value": version}]}]}}}}  # fmt: skip
+        self.apps.patch_namespaced_deployment(deployment, self.namespace, patch)
+
+    def create_registration(self, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RestateRegistration",
+                "metadata": {"name": name}, "spec": spec}  # fmt: skip
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def registration(self, name: str) -> dict[str, Any]:
+        body = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return cast(dict[str, Any], body)
+
+    def delete_registration(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def gone(self, name: str) -> bool:
+        try:
+            self.registration(name)
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    def ready(self, name: str) -> dict[str, Any]:
+        """The `Ready` condition (and the whole status under "status")."""
+        status: dict[str, Any] = self.registration(name).get("status") or {}
+        condition: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+        )
+        return {**condition, "status_fields": status}
+
+    def wait_reason(self, name: str, reason: str, timeout: float = 60) -> dict[str, Any]:
+        """Waits until Ready has `reason`; returns the registration's status."""
+        condition = eventually(
+            lambda: (c := self.ready(name)).get("reason") == reason and c,
+            timeout,
+            f"{name} to have reason {reason}",
+        )
+        status: dict[str, Any] = condition["status_fields"]
+        return status
+
+    def events(self, name: str) -> list[tuple[str | None, str | None, str | None]]:
+        events = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}"
+        ).items
+        return [(e.type, e.reason, e.message) for e in events]
+
+    def restate_deployments(self) -> list[dict[str, Any]]:
+        return self.server.query("SELECT id, endpoint FROM sys_deployment")
+
+    def latest(self) -> dict[str, str]:
+        rows = self.server.query("SELECT name, deployment_id FROM sys_service")
+        return {r["name"]: r["deployment_id"] for r in rows}
+
+    def wipe_restate(self) -> None:
+        """Stops the server, deletes its data and starts it again on the same ports."""
+        self.server.stop()
+        shutil.rmtree(self.server.base_dir)
+        self.server.base_dir.mkdir()
+        self.server.start()
+
+    def close(self) -> None:
+        self.operator.stop()
+        # Without the operator nothing removes the finalizers: let the namespace go.
+        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+        for item in cast(dict[str, Any], listed)["items"]:
+            patch: dict[str, Any] = {"metadata": {"finalizers": []}}
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, item["metadata"]["name"], patch
+            )
+        for service in self.services:
+            service.stop()
+        self.server.stop()
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def env(
+    kube: Kube, crd: Path, namespace: str, restate_bin: Path, tmp_path: Path
+) -> Iterator[OperatorEnv]:
+    setup = OperatorEnv(kube, namespace, tmp_path, restate_bin)
+    yield setup
+    setup.close()
+
+
+def spec_for(service: str, port: int, **extra: Any) -> dict[str, Any]:
+    return {"service": {"name": service, "port": port}, "deployment": {"name": service}, **extra}
+
+
+__all__ = ["EXAMPLES", "OperatorEnv", "crd", "env", "eventually", "spec_for"]
