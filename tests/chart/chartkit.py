@@ -23,6 +23,15 @@ RELEASE = "demo"
 NAMESPACE = "examples"
 FULLNAME = f"{RELEASE}-restate-examples"
 EXAMPLES = ("subscriptions", "building-blocks", "user-object", "signup-workflow")
+# Dockerfile targets (= image names after "restate-examples-") and their key in values.yaml.
+TARGETS = (*EXAMPLES, "operator")
+VALUE_KEYS = {
+    "subscriptions": "examples.subscriptions",
+    "building-blocks": "examples.buildingBlocks",
+    "user-object": "examples.userObject",
+    "signup-workflow": "examples.signupWorkflow",
+    "operator": "operator",
+}
 
 Obj = dict[str, Any]
 

@@ -8,17 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from chart.chartkit import CHART
+from chart.chartkit import CHART, TARGETS, VALUE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TARGETS = ("subscriptions", "building-blocks", "user-object", "signup-workflow", "operator")
-VALUE_KEYS = {
-    "subscriptions": "examples.subscriptions",
-    "building-blocks": "examples.buildingBlocks",
-    "user-object": "examples.userObject",
-    "signup-workflow": "examples.signupWorkflow",
-    "operator": "operator",
-}
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from testkit.restate import EXAMPLES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-TARGETS = {
-    "subscriptions": "subscriptions.service:app",
-    "building-blocks": "building_blocks.service:app",
-    "user-object": "user_object.service:app",
-    "signup-workflow": "signup_workflow.service:app",
-}
+TARGETS = EXAMPLES  # Dockerfile target -> the ASGI app its image serves
 
 
 @dataclass

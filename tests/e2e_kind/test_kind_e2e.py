@@ -27,17 +27,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from chart.chartkit import CHART, TARGETS, VALUE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART = REPO_ROOT / "deploy" / "helm" / "restate-examples"
-TARGETS = ("subscriptions", "building-blocks", "user-object", "signup-workflow", "operator")
-VALUE_KEYS = {
-    "subscriptions": "examples.subscriptions",
-    "building-blocks": "examples.buildingBlocks",
-    "user-object": "examples.userObject",
-    "signup-workflow": "examples.signupWorkflow",
-    "operator": "operator",
-}
 TAG = "e2e"
 NAMESPACE = "restate-examples-e2e"
 RELEASE = "e2e"

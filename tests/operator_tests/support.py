@@ -259,6 +259,17 @@ class OperatorEnv:
         status: dict[str, Any] = condition["status_fields"]
         return status
 
+    def wait_reregistered(
+        self, name: str, old_id: str, timeout: float, what: str
+    ) -> dict[str, Any]:
+        """Waits until `name` is Registered under a Restate deployment id other than `old_id`."""
+        status: dict[str, Any] = eventually(
+            lambda: (s := self.wait_reason(name, "Registered"))["deploymentId"] != old_id and s,
+            timeout,
+            what,
+        )
+        return status
+
     def events(self, name: str) -> list[tuple[str | None, str | None, str | None]]:
         events = self.core.list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={name}"

@@ -29,13 +29,8 @@ def test_drift_after_restate_lost_its_data_is_repaired(env: OperatorEnv) -> None
     first = registered(env)
     env.wipe_restate()
     assert env.restate_deployments() == []
-    status = eventually(
-        lambda: (
-            (s := env.wait_reason("reg", "Registered"))["deploymentId"] != first["deploymentId"]
-            and s
-        ),
-        30,
-        "the drift check to register again",
+    status = env.wait_reregistered(
+        "reg", first["deploymentId"], 30, "the drift check to register again"
     )
     assert env.restate_deployments() == [
         {"id": status["deploymentId"], "endpoint": first["endpoint"]}

@@ -85,13 +85,8 @@ def test_rollout_registers_new_code_and_rollback_becomes_latest(env: OperatorEnv
     v1.stop()
     env.start_app("greeter_v2:app", v1.port)
     env.set_version("greeter", "v2")
-    second = eventually(
-        lambda: (
-            (s := env.wait_reason("greeter", "Registered"))["deploymentId"] != first["deploymentId"]
-            and s
-        ),
-        60,
-        "a new registration after the rollout",
+    second = env.wait_reregistered(
+        "greeter", first["deploymentId"], 60, "a new registration after the rollout"
     )
     assert second["podTemplateHash"] != first["podTemplateHash"]
     assert second["services"][0]["handlers"] == ["greet", "ungreet", "wave"]  # rediscovered
