@@ -11,7 +11,7 @@ export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 $(VENV)/.stamp: pyproject.toml $(wildcard services/*/__init__.py operator/*/__init__.py)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e '.[operator,dev]'
+	$(PY) -m pip install --quiet -e '.[operator,dev,bench]'
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -35,7 +35,12 @@ test: venv restate controlplane lint
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services operator tests scripts
+	$(VENV)/bin/mypy services operator tests scripts bench
+
+# Python vs the TypeScript SDK vs a no-op ceiling on one real server: docs/benchmarks.md
+# (about 10 minutes; installs wrk from Debian, Node 22 and the TypeScript peer from npm).
+bench: venv restate
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV)

@@ -11,8 +11,8 @@ import logging
 import os
 import random
 import signal
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from examples_runtime.metrics import STUB_EXECUTIONS
 from examples_runtime.settings import SettingsError, get_settings
@@ -30,15 +30,21 @@ class InjectedFailure(RuntimeError):
     """A failure the example raises on purpose; Restate retries the step."""
 
 
-def stub(failure_probability: float = 0.0) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Marks a function as a flaky external call, failing with this default probability."""
+def stub(
+    failure_probability: float = 0.0,
+) -> Callable[[Callable[P, T]], Callable[P, Coroutine[Any, Any, T]]]:
+    """Marks a function as a flaky external call, failing with this default probability.
 
-    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+    The decorated stub is a coroutine function: `ctx.run_typed` awaits it on the event loop.
+    (A plain function would be sent to a thread pool by the SDK, for every step.)
+    """
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
         step = fn.__name__
         DEFAULT_FAILURE_PROBABILITIES[step] = failure_probability
 
         @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             settings = get_settings()
             probability = settings.failure_probabilities.get(step, failure_probability)
             call = {"step": step, "stub_args": [*args, *kwargs.values()]}

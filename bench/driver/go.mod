@@ -1,0 +1,3 @@
+module restate-examples/bench/driver
+
+go 1.24

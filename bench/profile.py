@@ -1,0 +1,127 @@
+"""Where a Python example service spends its CPU under load: py-spy samples, summarized.
+
+    .venv/bin/python bench/profile.py --scenario subscriptions [--services DIR]
+
+Starts restate-server and the scenario's Python service, runs the scenario's load (wrk or the
+driver) while `py-spy record --format raw` samples the service, and prints the share of busy
+samples per function (inclusive: the function is on the stack) and per leaf (self time), with
+the runtime's own code (`examples_runtime`, logging, prometheus_client, pydantic) singled out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for entry in (REPO / "tests", REPO):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+from bench.harness import python_target  # noqa: E402
+from bench.run import SCENARIOS, Run, python_env, setup  # noqa: E402
+from testkit.restate import RestateServer, install_restate  # noqa: E402
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+IDLE = re.compile(r"\((selectors|threading|queue)\.py:\d+\)$|^(select|poll|epoll)\b|\bwait \(")
+# Code that is ours or that only our runtime calls per invocation.
+OURS = ("examples_runtime/", "logging/", "prometheus_client/", "pydantic", "json/", "stubs.py")
+
+
+def frame_name(frame: str) -> str:
+    """`greet (user_object/service.py:22)` -> `greet (user_object/service.py)`."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = path.split("/")
+    short = "/".join(parts[-2:]) if len(parts) > 1 else path
+    return f"{name} ({short})"
+
+
+def summarize(raw: Path, top: int) -> str:
+    stacks: list[tuple[list[str], int]] = []
+    for line in raw.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if stack and samples.isdigit():
+            stacks.append((stack.split(";"), int(samples)))
+    total = sum(c for _, c in stacks)
+    busy = [(s, c) for s, c in stacks if not IDLE.search(s[-1])]
+    n_busy = sum(c for _, c in busy) or 1
+    inclusive: Counter[str] = Counter()
+    leaf: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    for frames, count in busy:
+        names = [frame_name(f) for f in frames]
+        for name in set(names):
+            inclusive[name] += count
+        leaf[names[-1]] += count
+        ours_frames = {n for f, n in zip(frames, names, strict=True) if any(o in f for o in OURS)}
+        for name in ours_frames:
+            ours[name] += count
+    out = [f"samples: {total}, busy (not waiting for I/O): {n_busy} ({100 * n_busy / total:.0f}%)"]
+    out.append(f"\n## top {top} by inclusive share of busy samples")
+    out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in inclusive.most_common(top)]
+    out.append(f"\n## top {top} by self share (leaf frame)")
+    out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in leaf.most_common(top)]
+    out.append("\n## runtime code and what it calls (logging, metrics, validation), inclusive")
+    out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in ours.most_common(top)]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", choices=list(SCENARIOS), default="subscriptions")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--services", type=Path, default=None)
+    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", type=Path, default=None, help="also write the summary here")
+    args = parser.parse_args()
+    scenario = SCENARIOS[args.scenario]
+    example = scenario.examples[0]
+    driver_bin = setup()
+    with tempfile.TemporaryDirectory(prefix="restate-profile-") as tmp:
+        workdir = Path(tmp)
+        server = RestateServer(install_restate(), workdir / "server")
+        server.start()
+        env = python_env(example, server.ingress_url, args.services)
+        app = "bench.noop_py:app" if example == "noop" else None
+        service_example = "user-object" if example == "noop" else example
+        target = python_target("py", service_example, workdir / "py", env, app)
+        try:
+            target.start()
+            server.register(target.url, force=True)
+            run = Run(server.ingress_url, args.seconds, args.connections, 16, driver_bin)
+            scenario.load(Run(server.ingress_url, 2, args.connections, 16, driver_bin), target, "w")
+            raw = workdir / "profile.txt"
+            spy = [
+                str(PY_SPY), "record", "--pid", str(target.process.pid), "--format", "raw",
+                "--rate", str(args.rate), "--duration", str(int(args.seconds)),
+                "--nonblocking", "--output", str(raw),
+            ]  # fmt: skip
+            recorder = threading.Thread(
+                target=subprocess.run, args=(spy,), kwargs={"capture_output": True}
+            )
+            recorder.start()
+            load = scenario.load(run, target, "p")
+            recorder.join()
+            summary = f"# {args.scenario}: {load.rps:.0f} ops/s under py-spy\n" + summarize(
+                raw, args.top
+            )
+        finally:
+            target.stop()
+            server.stop()
+    print(summary)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(summary + "\n")
+
+
+if __name__ == "__main__":
+    main()
