@@ -32,6 +32,7 @@ from chart.chartkit import (
 
 from restate_operator.keygen import public_key_id
 from testkit.kube import Kube
+from testkit.processes import wait_until
 
 pytestmark = [
     pytest.mark.kube,
@@ -176,12 +177,17 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
     hook.delete()
     kube.helm("uninstall", RELEASE, "--namespace", namespace)
     selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/managed-by=Helm"
-    left = kube.kubectl(
-        "get", "deployments,statefulsets,services,networkpolicies,roles,rolebindings,"
-        "serviceaccounts,configmaps,secrets,restateregistrations,jobs,pods",
-        "-n", namespace, "-l", selector, "-o", "name",
-    ).stdout  # fmt: skip
-    assert left.strip() == ""
+
+    def nothing_left() -> bool:
+        # Pods go a moment later: the garbage collector deletes them after their ReplicaSets.
+        left = kube.kubectl(
+            "get", "deployments,statefulsets,services,networkpolicies,roles,rolebindings,"
+            "serviceaccounts,configmaps,secrets,restateregistrations,jobs,pods",
+            "-n", namespace, "-l", selector, "-o", "name",
+        ).stdout  # fmt: skip
+        return left.strip() == ""
+
+    wait_until(nothing_left, 60, "every object of the release to be deleted")
     kept = key_pair(kube, namespace)
     assert kept[0]["data"] == secret["data"]
 
