@@ -215,6 +215,16 @@ class OperatorEnv:
             ),
         )
 
+    def wait_available(self, name: str, timeout: float = 60) -> None:
+        """Waits until the Deployment reports Available (kwok made its pods Ready)."""
+
+        def available() -> bool:
+            status = self.apps.read_namespaced_deployment(name, self.namespace).status
+            conditions = (status.conditions if status else None) or []
+            return any(c.type == "Available" and c.status == "True" for c in conditions)
+
+        eventually(available, timeout, f"deployment {name} to be Available")
+
     def set_version(self, deployment: str, version: str) -> None:
         patch = {"spec": {"template": {"spec": {"containers": [
             {"name": "service", "env": [{"name": "VERSION", "value": version}]}]}}}}  # fmt: skip

@@ -73,6 +73,7 @@ def test_rollout_registers_new_code_and_rollback_becomes_latest(env: OperatorEnv
     v1 = env.start_example("user-object")
     env.create_service("greeter", v1.port)
     env.create_deployment("greeter", "v1")
+    env.wait_available("greeter")  # before the resource exists: its registration is no rollout
     env.operator.start()
     env.create_registration("greeter", spec_for("greeter", v1.port))
     first = env.wait_reason("greeter", "Registered")
@@ -94,14 +95,8 @@ def test_rollout_registers_new_code_and_rollback_becomes_latest(env: OperatorEnv
 
     # Rollback to the v1 template: a registration again, and the latest for its services.
     env.set_version("greeter", "v1")
-    third = eventually(
-        lambda: (
-            (s := env.wait_reason("greeter", "Registered"))["deploymentId"]
-            != second["deploymentId"]
-            and s
-        ),
-        60,
-        "a registration after the rollback",
+    third = env.wait_reregistered(
+        "greeter", second["deploymentId"], 60, "a registration after the rollback"
     )
     # Deployment Available -> registered, for the two rollouts (not the first registration:
     # that Deployment was Available before the resource existed).
