@@ -48,6 +48,13 @@ def test_only_signed_requests_are_served(restate_bin: Path, tmp_path: Path) -> N
         suite.register_all()  # discovery is signed by the server
         answer = suite.ingress.post("/GreeterObject/signed/greet", json="Hi")
         assert answer.json() == "Hi signed for the 1-th time."
+        # Under a path prefix too, as the operator registers each revision (`/rev-<hash>`):
+        # the signature covers the path the service sees.
+        prefixed = server.register(f"{service.url}/rev-test")
+        latest = server.query("SELECT deployment_id FROM sys_service WHERE name = 'GreeterObject'")
+        assert latest == [{"deployment_id": prefixed["id"]}]
+        answer = suite.ingress.post("/GreeterObject/signed/greet", json="Hi")
+        assert answer.json() == "Hi signed for the 2-th time."
         # Operations endpoints stay open for probes and scrapers.
         assert httpx.get(f"{service.url}/readyz").status_code == 200
     finally:
