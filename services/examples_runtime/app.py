@@ -12,10 +12,10 @@ import restate
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from restate.server_types import Receive, Scope, Send
 
-from examples_runtime import lifecycle
+from examples_runtime import lifecycle, metrics
 from examples_runtime.handlers import AnyService, instrument
 from examples_runtime.logs import configure_logging
 from examples_runtime.settings import SettingsError, get_settings
@@ -72,7 +72,7 @@ def create_app(services: Iterable[AnyService], http_app: FastAPI | None = None) 
 
     @http_app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     try:
         endpoint = restate.app(services, identity_keys=settings.restate_identity_keys or None)

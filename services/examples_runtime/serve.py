@@ -15,7 +15,9 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import signal
+import tempfile
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -72,5 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     if settings.workers == 1:
         asyncio.run(_serve_in_this_process(config))
     else:
-        # hypercorn's supervisor: it owns the signals and restarts no worker by itself.
-        raise SystemExit(run(config))
+        # hypercorn's supervisor owns the signals. The workers' metrics are shared through
+        # files (prometheus-client's multiprocess mode), so any worker's /metrics shows all.
+        with tempfile.TemporaryDirectory(prefix="metrics-") as metrics_dir:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            code = run(config)
+        raise SystemExit(code)
