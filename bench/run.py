@@ -152,25 +152,27 @@ VARIANTS = ("py-w2", "py-h1")
 VARIANT_SCENARIOS = ("greet-many", "subscriptions")
 
 
-def python_env(example: str, ingress: str, services_dir: Path | None) -> dict[str, str]:
-    paths = [str(p) for p in (services_dir, REPO) if p is not None]
-    env = {
-        "RESTATE_INGRESS_URL": ingress,
-        "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(":"),
-    }
-    if example == "subscriptions":
-        env["FAILURE_PROBABILITIES"] = '{"create_recurring_payment":0,"create_subscription":0}'
-    if example == "building-blocks":
-        env["BUILDING_BLOCKS_SLEEP_SECONDS"] = "0"
-        env["BUILDING_BLOCKS_CANCEL_DELAY_SECONDS"] = "0.1"
-    return env
-
-
+# The example settings of every benchmark run: no injected failures, short delays. The TS peer
+# takes them all; a Python service only its own (it rejects failure settings for steps it
+# does not have).
 TS_ENV = {
     "FAILURE_PROBABILITIES": '{"create_recurring_payment":0,"create_subscription":0}',
     "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
     "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0.1",
 }
+PYTHON_SETTINGS = {
+    "subscriptions": ("FAILURE_PROBABILITIES",),
+    "building-blocks": ("BUILDING_BLOCKS_SLEEP_SECONDS", "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS"),
+}
+
+
+def python_env(example: str, ingress: str, services_dir: Path | None) -> dict[str, str]:
+    paths = [str(p) for p in (services_dir, REPO) if p is not None]
+    return {
+        "RESTATE_INGRESS_URL": ingress,
+        "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(":"),
+        **{key: TS_ENV[key] for key in PYTHON_SETTINGS.get(example, ())},
+    }
 
 
 def setup() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from testkit.kube import KubeStartupError, resolve_bin_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # RESTATE_EXAMPLES_CHART: test another copy of the chart (e.g. with a CRD not yet committed).
@@ -46,14 +49,9 @@ RFC8032_PUBLIC = "publickeyv1_FVen3X669xLzsi6N2V91DoiyzHzg1uAgqiT8jZ9nS96Z"
 
 def find_helm() -> Path | None:
     """helm from the test control plane's build (tests/controlplane/build.sh), else $PATH."""
-    override = os.environ.get("RESTATE_EXAMPLES_CONTROLPLANE_BIN")
-    candidates: list[Path] = [Path(override) / "helm"] if override else []
-    build_sh = REPO_ROOT / "tests" / "controlplane" / "build.sh"
-    proc = subprocess.run(
-        [str(build_sh), "--print-bin-dir"], capture_output=True, text=True, check=False
-    )
-    if proc.returncode == 0 and proc.stdout.strip():
-        candidates.append(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
+    candidates: list[Path] = []
+    with contextlib.suppress(KubeStartupError):  # not built: try $PATH
+        candidates.append(resolve_bin_dir() / "helm")
     on_path = shutil.which("helm")
     if on_path:
         candidates.append(Path(on_path))
