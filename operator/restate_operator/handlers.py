@@ -249,7 +249,9 @@ async def _record(
         latency = None
         created = _parse(body.meta.get("creationTimestamp"))
         since = outcome.available_since
-        if since is not None and (created is None or since >= created):
+        # Only a Deployment that became Available after the resource existed is timed. Both
+        # timestamps have whole seconds: in the same second the order is unknown, so skip it.
+        if since is not None and (created is None or since > created):
             latency = max(0.0, (datetime.datetime.now(datetime.UTC) - since).total_seconds())
             metrics.AVAILABLE_TO_REGISTERED.observe(latency)
         kopf.event(body, type="Normal", reason="Registered", message=outcome.message)
