@@ -2,6 +2,7 @@
 
 Restate's requests (`/discover`, `/invoke/...`, `/health`) go straight to the SDK's endpoint;
 `/healthz`, `/readyz`, `/metrics` and any routes the example adds go to a small FastAPI app.
+With METRICS_PORT set, that port serves `/metrics`, `/healthz` and `/readyz` only.
 """
 
 from __future__ import annotations
@@ -22,21 +23,34 @@ from examples_runtime.settings import SettingsError, get_settings
 from examples_runtime.stubs import check_failure_settings
 
 OPERATIONS_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
+METRICS_PORT_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class ServiceApp:
     """Routes each request to the Restate endpoint or to the operations app, by path."""
 
-    def __init__(self, restate_app: restate.server_types.RestateAppT, http_app: FastAPI) -> None:
+    def __init__(
+        self,
+        restate_app: restate.server_types.RestateAppT,
+        http_app: FastAPI,
+        metrics_port: int | None = None,
+    ) -> None:
         self.restate_app = restate_app
         self.http_app = http_app
+        self.metrics_port = metrics_port
         self._http_prefixes = OPERATIONS_PATHS + tuple(
             getattr(route, "path", "").split("{")[0] for route in http_app.routes
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(self._http_prefixes):  # lifespan too
+        port = (scope.get("server") or (None, None))[1]  # where the connection came in
+        on_metrics_port = self.metrics_port is not None and port == self.metrics_port
+        if scope["type"] == "http" and on_metrics_port and path not in METRICS_PORT_PATHS:
+            # Neither the Restate endpoint nor the example's own routes on the metrics port.
+            not_found = PlainTextResponse("not found", status_code=404)
+            await not_found(scope, receive, send)  # type: ignore[arg-type]
+        elif scope["type"] != "http" or path.startswith(self._http_prefixes):  # lifespan too
             await self.http_app(scope, receive, send)  # type: ignore[arg-type]
         else:
             await self.restate_app(scope, receive, send)
@@ -78,4 +92,4 @@ def create_app(services: Iterable[AnyService], http_app: FastAPI | None = None) 
         endpoint = restate.app(services, identity_keys=settings.restate_identity_keys or None)
     except Exception as error:  # the SDK parses the keys here
         raise SettingsError(f"invalid settings: RESTATE_IDENTITY_KEYS: {error}") from None
-    return ServiceApp(endpoint, http_app)
+    return ServiceApp(endpoint, http_app, settings.metrics_port)

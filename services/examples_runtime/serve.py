@@ -35,6 +35,8 @@ def hypercorn_config(settings: Settings, app_path: str) -> Config:
     config = Config()
     config.application_path = app_path
     config.bind = [f"{settings.host}:{settings.port}"]
+    if settings.metrics_port:  # the app tells the two apart by the port a request came in on
+        config.bind.append(f"{settings.host}:{settings.metrics_port}")
     config.workers = settings.workers
     config.h2_max_concurrent_streams = UNLIMITED
     config.keep_alive_timeout = UNLIMITED

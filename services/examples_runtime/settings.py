@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -18,6 +18,10 @@ class Settings(BaseSettings):
 
     host: str = Field("0.0.0.0", description="Address the service listens on.")
     port: int = Field(9080, ge=1, le=65535, description="Port the service listens on.")
+    # A second port serving only /metrics, /healthz and /readyz: a NetworkPolicy can then let
+    # Prometheus in without opening `port`, where Restate invokes the handlers. (Those paths
+    # stay on `port` too.)
+    metrics_port: int | None = Field(None, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="hypercorn worker processes.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -59,6 +63,13 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, url: str | None) -> str | None:
         return url.rstrip("/") if url else url
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _not_the_service_port(cls, port: int | None, info: ValidationInfo) -> int | None:
+        if port is not None and port == info.data.get("port"):
+            raise ValueError("must differ from PORT")
+        return port
 
     @property
     def link_base_url(self) -> str:

@@ -21,6 +21,7 @@ from testkit.restate import EXAMPLES
         ({"RESTATE_IDENTITY_KEYS": "not-a-key"}, "RESTATE_IDENTITY_KEYS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"RESTATE_IDENTITY_KEYS": "publickeyv1_0OIl"}, "RESTATE_IDENTITY_KEYS"),
+        ({"PORT": "9080", "METRICS_PORT": "9080"}, "METRICS_PORT: Value error, must differ"),
     ],
 )
 def test_invalid_setting_stops_the_service_naming_it(env: dict[str, str], message: str) -> None:
