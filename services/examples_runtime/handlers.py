@@ -2,7 +2,9 @@
 
 - Input validation: the SDK answers a body it cannot parse with a terminal error 500. Here the
   body is validated against the handler's type hint first and a bad one ends the invocation
-  with a terminal error 400 naming the problem: not retried, and no step runs.
+  with a terminal error 400 naming the problem: not retried, and no step runs. A workflow's
+  `run` ends with it, and Restate keeps that outcome (one run per key, for the workflow
+  retention): the message says how to free the key for a corrected request.
 - Instrumentation: attempts, latency and failures per handler (see `metrics`), and the
   invocation id in every log line written while the handler runs.
 """
@@ -28,6 +30,14 @@ from examples_runtime import logs, metrics
 logger = logging.getLogger("examples_runtime.handlers")
 
 AnyService = Service | VirtualObject | Workflow
+
+
+# Appended to the 400 of a workflow's `run`: Restate refuses another run of this key (409, or
+# `PreviouslyAccepted` for /send) until the workflow retention ends, 1 day by default.
+WORKFLOW_KEY_USED = (
+    "; this was the one run of key {key}: to run it with a corrected body, "
+    "first purge this invocation (restate invocations purge {invocation_id})"
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,12 @@ def _instrument(service: str, handler: Handler[Any, Any]) -> None:
             if args and isinstance(args[0], InvalidInput):
                 failure = "invalid_input"
                 logger.warning("invalid input: %s", args[0].problem, extra=labels)
-                raise TerminalError(f"invalid input: {args[0].problem}", status_code=400)
+                message = f"invalid input: {args[0].problem}"
+                if handler.kind == "workflow":
+                    message += WORKFLOW_KEY_USED.format(
+                        key=ctx.key(), invocation_id=ctx.request().id
+                    )
+                raise TerminalError(message, status_code=400)
             return await fn(ctx, *args)
         except TerminalError:
             failure = failure or "terminal"

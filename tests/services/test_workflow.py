@@ -54,3 +54,32 @@ def test_email_link_get_resolves_the_promise(suite: Suite) -> None:
 
     missing = httpx.get(f"{service.url}/verify/link-user")
     assert missing.status_code == 400 and "secret" in missing.json()["error"]
+
+
+def test_invalid_run_body_uses_the_key_until_the_run_is_purged(suite: Suite) -> None:
+    # The 400 comes from the handler, so it is the outcome of the key's one `run`: Restate
+    # refuses a corrected run for the workflow retention (1 day), unless the run is purged.
+    bad = suite.ingress.post("/SignupWorkflow/typo-user/run", json={"name": "Ann"})
+    assert bad.status_code == 400, bad.text
+    message = bad.json()["message"]
+    assert "email: Field required" in message and "restate invocations purge inv_" in message
+    invocation = message.rsplit("purge ", 1)[1].rstrip(")")
+
+    corrected = {"name": "Ann", "email": "ann@example.com"}
+    again = suite.ingress.post("/SignupWorkflow/typo-user/run", json=corrected)
+    assert again.status_code == 409, again.text
+    resend = suite.ingress.post("/SignupWorkflow/typo-user/run/send", json=corrected)
+    assert (resend.json()["status"], resend.json()["invocationId"]) == (
+        "PreviouslyAccepted",
+        invocation,
+    )
+
+    # The remedy the message names (what `restate invocations purge` calls).
+    purge = suite.server.admin.patch(f"/invocations/{invocation}/purge")
+    assert purge.status_code == 200, purge.text
+    started = suite.ingress.post("/SignupWorkflow/typo-user/run/send", json=corrected)
+    assert started.json()["status"] == "Accepted", started.text
+    secret = email_secret(suite, "typo-user")
+    suite.ingress.post("/SignupWorkflow/typo-user/click", json=secret)
+    attach = suite.ingress.get("/restate/workflow/SignupWorkflow/typo-user/attach")
+    assert (attach.status_code, attach.json()) == (200, True)
