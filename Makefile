@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
-.PHONY: run test lint venv restate controlplane bench clean
+.PHONY: run test lint venv restate controlplane node-packages images cluster cluster-down bench clean
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
 $(VENV)/.stamp: pyproject.toml $(wildcard services/*/__init__.py operator/*/__init__.py)
@@ -20,16 +20,34 @@ venv: $(VENV)/.stamp
 restate:
 	@scripts/install-restate.sh
 
-# Kubernetes control-plane binaries and helm, built from Go modules into the cache.
+# Kubernetes control-plane and node binaries, helm, CoreDNS, built from Go modules into the cache.
 controlplane:
 	@tests/controlplane/build.sh
+
+# podman, containerd, the CNI plugins, mmdebstrap... from Debian (root; only what is missing).
+node-packages:
+	@deploy/node-packages.sh
+
+# The five images of the Dockerfile and restate-server's, with podman (no Docker, no registry),
+# loaded into the local node when it runs (else at `make cluster`).
+images: venv node-packages restate
+	@deploy/images.sh --save $(RESTATE_EXAMPLES_CACHE)/images/images.tar >/dev/null
+	@PYTHONPATH=tests $(PY) -m testkit.cluster load-images
+
+# A real single-node Kubernetes on this machine (root): prints the kubeconfig path.
+cluster: venv controlplane node-packages
+	@PYTHONPATH=tests $(PY) -m testkit.cluster up
+
+# Stops it and removes everything it left on the host (processes, mounts, bridge, chains...).
+cluster-down: venv
+	@PYTHONPATH=tests $(PY) -m testkit.cluster down
 
 # First command of the README: the four examples behind a real Restate server.
 run: venv restate
 	@$(PY) scripts/run_local.py
 
 # Second command of the README: the whole test suite (ruff and mypy included).
-test: venv restate controlplane lint
+test: venv restate controlplane node-packages lint
 	$(PY) -m pytest
 
 lint: venv

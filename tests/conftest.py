@@ -1,3 +1,3 @@
 """Suite-wide pytest configuration."""
 
-pytest_plugins = ["testkit.restate", "testkit.kube"]
+pytest_plugins = ["testkit.restate", "testkit.kube", "testkit.cluster.fixtures"]

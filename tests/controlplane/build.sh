@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the test control plane from Go modules, once, into a cache outside the repo:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
+# Builds the test control plane and the local real node from Go modules, once, into a cache
+# outside the repo:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kubelet, kube-proxy
 #   (all from one pinned Kubernetes release),
-#   kwok (fake nodes/pods) and helm v4.
+#   kwok (fake nodes/pods), helm v4, CoreDNS (cluster DNS) and local-path-provisioner
+#   (the node's default StorageClass).
 # Layout: ${RESTATE_EXAMPLES_CACHE:-$HOME/.cache/restate-examples}/
 #           controlplane/<kube-version>-<hash of modules>/bin/   the binaries
 #           go/mod, go/build                                     GOMODCACHE, GOCACHE
@@ -23,7 +25,7 @@ mode="${1:-build}"
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 
 # Bump when the build flags below change, to invalidate existing caches.
-build_format=2
+build_format=3
 # The key changes whenever a pinned version, a module file, a Go source file or
 # build_format changes. It does not call `go` so that a warm run stays fast.
 hash="$(cd "$here" && { echo "$build_format"; cat versions.env */go.mod */go.sum \
@@ -31,7 +33,8 @@ hash="$(cd "$here" && { echo "$build_format"; cat versions.env */go.mod */go.sum
 key="${KUBE_VERSION}-${hash}"
 dest="$cache/controlplane/$key"
 bin="$dest/bin"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok
+  helm coredns local-path-provisioner)
 
 is_built() {
   local t
@@ -68,7 +71,8 @@ fi
 export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
 export GOFLAGS="-mod=readonly -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
 
-log "building Kubernetes $KUBE_VERSION control plane, kwok $KWOK_VERSION, helm $HELM_VERSION"
+log "building Kubernetes $KUBE_VERSION (control plane and node), kwok $KWOK_VERSION, helm $HELM_VERSION,"
+log "CoreDNS $COREDNS_VERSION, local-path-provisioner $LOCAL_PATH_VERSION"
 log "into $bin"
 log "a cold build downloads modules and compiles Kubernetes: it takes many minutes"
 log "(10-30 on 2 cores, several GB of RAM); later runs reuse the cache"
@@ -102,8 +106,13 @@ build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
 build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+build kube kubelet k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
+build kube kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
+build coredns coredns . \
+  "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+build localpath local-path-provisioner github.com/rancher/local-path-provisioner
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): write the
 # default ones of this kwok release (fast node init, heartbeat with lease, pod ready/
@@ -117,7 +126,8 @@ for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with
   cat "$kwok_dir/kustomize/stage/$f.yaml"
 done > "$tmp/etc/kwok-stages.yaml"
 
-printf 'kube=%s kwok=%s helm=%s key=%s\n' "$KUBE_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$key" \
+printf 'kube=%s kwok=%s helm=%s coredns=%s local-path=%s key=%s\n' "$KUBE_VERSION" \
+  "$KWOK_VERSION" "$HELM_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" "$key" \
   > "$tmp/VERSIONS"
 # Atomic publish: only a complete build ever appears under $dest.
 rm -rf "$dest"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the go.mod/go.sum files of tests/controlplane/{kube,kwok,helm} from
-# versions.env. Run it after bumping a version there, then commit the results.
+# Regenerates the go.mod/go.sum files of tests/controlplane/{kube,kwok,helm,coredns,localpath}
+# from versions.env. Run it after bumping a version there, then commit the results.
 #
 # The kube module follows the "replace the staging modules" pattern: k8s.io/kubernetes
 # requires its staging modules (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 and replaces
@@ -42,15 +42,16 @@ go_directive="$(awk '$1 == "go" {print $2; exit}' "$gomod")"
 rm -f "$here/kube/go.sum"
 (cd "$here/kube" && go mod tidy)
 
-echo "==> kwok: sigs.k8s.io/kwok $KWOK_VERSION"
-printf 'module github.com/restatedev/restate-examples/tests/controlplane/kwok\n\ngo 1.24.0\n\nrequire sigs.k8s.io/kwok %s\n' \
-  "$KWOK_VERSION" > "$here/kwok/go.mod"
-rm -f "$here/kwok/go.sum"
-(cd "$here/kwok" && go mod tidy)
-
-echo "==> helm: helm.sh/helm/v4 $HELM_VERSION"
-printf 'module github.com/restatedev/restate-examples/tests/controlplane/helm\n\ngo 1.24.0\n\nrequire helm.sh/helm/v4 %s\n' \
-  "$HELM_VERSION" > "$here/helm/go.mod"
-rm -f "$here/helm/go.sum"
-(cd "$here/helm" && go mod tidy)
+# single_module <dir> <module path> <version>: a module that only requires that one module.
+single_module() {
+  echo "==> $1: $2 $3"
+  printf 'module github.com/restatedev/restate-examples/tests/controlplane/%s\n\ngo 1.24.0\n\nrequire %s %s\n' \
+    "$1" "$2" "$3" > "$here/$1/go.mod"
+  rm -f "$here/$1/go.sum"
+  (cd "$here/$1" && go mod tidy)
+}
+single_module kwok sigs.k8s.io/kwok "$KWOK_VERSION"
+single_module helm helm.sh/helm/v4 "$HELM_VERSION"
+single_module coredns github.com/coredns/coredns "$COREDNS_VERSION"
+single_module localpath github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
 echo "done; commit tests/controlplane/*/go.mod and go.sum"

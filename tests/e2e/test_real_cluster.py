@@ -1,0 +1,496 @@
+"""End to end on a real cluster: the chart installed as the README says, on real pods.
+
+The cluster comes from ``testkit.cluster.fixtures.real_cluster``: any cluster given by
+RESTATE_EXAMPLES_KUBECONFIG, else kind where Docker and kind exist, else the local real node
+(kubelet + containerd on this machine). The same tests run on all three.
+
+Through ``kubectl port-forward`` to Restate's ingress every request of the README is sent and
+its answer checked; the workflow's secret comes from the pod's log and the awakeable id from
+``GET /awakeables``, as a user gets them. Pods are deleted mid-invocation; an unsigned request
+from another pod is refused; ``helm upgrade``, ``helm test`` and ``helm uninstall`` run with
+the operator alive; the replicated Restate mode is installed and loses a pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from testkit.cluster.fixtures import RealCluster
+from testkit.ports import free_port
+from testkit.processes import eventually
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "restate-examples"
+RELEASE = "restate-examples"
+FULLNAME = RELEASE  # the chart's fullname when the release is named after it
+EXAMPLES = ("subscriptions", "building-blocks", "user-object", "signup-workflow")
+# Short settings so the building blocks' sleep and delayed message finish within a test.
+FAST_BUILDING_BLOCKS = [
+    "--set",
+    "examples.buildingBlocks.cancelDelaySeconds=5",
+    "--set",
+    "examples.buildingBlocks.sleepSeconds=1",
+]
+
+
+def _json(cluster: RealCluster, *args: str) -> Any:
+    return json.loads(cluster.kubectl(*args, "-o", "json"))
+
+
+def _ready_registrations(cluster: RealCluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = _json(cluster, "-n", namespace, "get", "restateregistrations")[
+        "items"
+    ]
+    return [
+        item
+        for item in items
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in item.get("status", {}).get("conditions", [])
+        )
+    ]
+
+
+def _wait_registrations(cluster: RealCluster, namespace: str, timeout: float = 300) -> float:
+    """Waits until the four registrations are Ready; returns how long it took."""
+    t0 = time.monotonic()
+    eventually(
+        lambda: len(_ready_registrations(cluster, namespace)) == 4,
+        timeout,
+        "four RestateRegistrations Ready",
+        interval=1,
+    )
+    return time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def port_forward(cluster: RealCluster, namespace: str, target: str, remote: int) -> Iterator[str]:
+    """``kubectl port-forward`` as a user runs it; yields the local URL."""
+    local = free_port()
+    proc = subprocess.Popen(
+        cluster.kubectl_command(
+            "-n", namespace, "port-forward", target, f"{local}:{remote}", "--address", "127.0.0.1"
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: _connectable(local), 30, f"port-forward to {target}")
+        yield f"http://127.0.0.1:{local}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _connectable(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _logs(cluster: RealCluster, namespace: str, example: str) -> str:
+    return cluster.kubectl("-n", namespace, "logs", f"deploy/{FULLNAME}-{example}", "--tail=-1")
+
+
+def _install(cluster: RealCluster, namespace: str, *extra: str) -> float:
+    """`helm install` as the README shows it (plus ``extra``); returns its duration."""
+    t0 = time.monotonic()
+    cluster.helm(
+        "install",
+        RELEASE,
+        "deploy/helm/restate-examples",
+        "--namespace",
+        namespace,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "10m",
+        *cluster.image_values,
+        *FAST_BUILDING_BLOCKS,
+        *extra,
+    )
+    return time.monotonic() - t0
+
+
+def _uninstall(cluster: RealCluster, namespace: str) -> None:
+    cluster.helm("uninstall", RELEASE, "--namespace", namespace, "--wait", "--timeout", "5m")
+
+
+@pytest.fixture(scope="module")
+def release(real_cluster: RealCluster) -> Iterator[str]:
+    installed = _install(real_cluster, NAMESPACE)
+    ready = _wait_registrations(real_cluster, NAMESPACE)
+    print(f"\nhelm install --wait: {installed:.1f} s; then four registrations Ready: {ready:.1f} s")
+    try:
+        yield NAMESPACE
+    finally:
+        with contextlib.suppress(AssertionError):
+            _uninstall(real_cluster, NAMESPACE)
+
+
+@pytest.fixture
+def ingress(real_cluster: RealCluster, release: str) -> Iterator[httpx.Client]:
+    with (
+        port_forward(real_cluster, release, f"svc/{FULLNAME}-restate", 8080) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        yield client
+
+
+# ----------------------------------------------------------------------------- install
+
+
+def test_install_runs_hooks_probes_and_registrations(
+    real_cluster: RealCluster, release: str
+) -> None:
+    # The pre-install hook Job made the identity key pair (as a pod) before anything else.
+    secret = _json(real_cluster, "-n", release, "get", "secret", f"{FULLNAME}-restate-identity")
+    assert "private.pem" in secret["data"]
+    public = _json(
+        real_cluster, "-n", release, "get", "configmap", f"{FULLNAME}-restate-identity-public"
+    )
+    assert public["data"]
+
+    # Every pod Ready through its real readiness probe, each container with one.
+    pods = _json(real_cluster, "-n", release, "get", "pods")["items"]
+    running = [p for p in pods if p["status"]["phase"] == "Running"]
+    assert len(running) == 6, [p["metadata"]["name"] for p in pods]  # 4 examples, operator, Restate
+    for pod in running:
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert ready["Ready"] == "True", pod["metadata"]["name"]
+        assert all("readinessProbe" in c for c in pod["spec"]["containers"]), pod["metadata"]
+
+    # The four registrations point Restate at Service DNS names, registered by the operator
+    # running from its image as its own ServiceAccount.
+    registrations = _ready_registrations(real_cluster, release)
+    endpoints = sorted(r["status"]["endpoint"] for r in registrations)
+    assert len(endpoints) == 4
+    for example, endpoint in zip(sorted(EXAMPLES), endpoints, strict=True):
+        assert re.match(
+            rf"^http://{FULLNAME}-{example}\.{release}\.svc\.cluster\.local:9080(/|$)", endpoint
+        ), endpoint
+    operator = next(p for p in running if "operator" in p["metadata"]["name"])
+    assert operator["spec"]["serviceAccountName"] == f"{FULLNAME}-operator"
+    assert "restate-examples-operator" in operator["spec"]["containers"][0]["image"]
+    events = real_cluster.kubectl(
+        "-n", release, "get", "events", "--field-selector", "reason=Registered", "-o", "name"
+    )
+    assert events.strip(), "no Registered event from the operator"
+
+
+# ----------------------------------------------------------------------------- the README
+
+
+def test_greeter_object(ingress: httpx.Client) -> None:
+    mary, barack = f"mary-{uuid.uuid4().hex[:6]}", f"barack-{uuid.uuid4().hex[:6]}"
+    assert ingress.post(f"/GreeterObject/{mary}/greet", json="Hi").json() == (
+        f"Hi {mary} for the 1-th time."
+    )
+    assert ingress.post(f"/GreeterObject/{barack}/greet", json="Hello").json() == (
+        f"Hello {barack} for the 1-th time."
+    )
+    assert ingress.post(f"/GreeterObject/{mary}/ungreet").json() == (
+        f"Dear {mary}, taking one greeting back: 0."
+    )
+
+
+def test_subscriptions(ingress: httpx.Client) -> None:
+    answer = ingress.post(
+        "/SubscriptionService/add",
+        json={
+            "userId": f"Sam Beckett {uuid.uuid4().hex[:6]}",
+            "creditCard": "1234-5678-9012-3456",
+            "subscriptions": ["Netflix", "Disney+", "HBO Max"],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.text in ("", "null")
+
+
+def test_signup_workflow(real_cluster: RealCluster, release: str, ingress: httpx.Client) -> None:
+    user = f"userid-{uuid.uuid4().hex[:6]}"
+    sent = ingress.post(
+        f"/SignupWorkflow/{user}/run/send", json={"name": "Bob", "email": "bob@builder.com"}
+    )
+    assert sent.status_code in (200, 202), sent.text
+    pattern = re.compile(rf"/verify/{user}\?secret=([0-9a-zA-Z-]+)")
+    secret = eventually(
+        lambda: (
+            m.group(1)
+            if (m := pattern.search(_logs(real_cluster, release, "signup-workflow")))
+            else None
+        ),
+        60,
+        "the verification email in the signup-workflow log",
+    )
+    assert ingress.post(f"/SignupWorkflow/{user}/click", json=secret).status_code == 200
+    assert ingress.get(f"/restate/workflow/SignupWorkflow/{user}/attach").json() is True
+
+
+def _awakeable_for(real_cluster: RealCluster, release: str, invocation_id: str) -> str:
+    """The awakeable id, from the building-blocks service's GET /awakeables (port-forward)."""
+    target = f"svc/{FULLNAME}-building-blocks"
+    with (
+        port_forward(real_cluster, release, target, 9080) as url,
+        httpx.Client(base_url=url, timeout=10) as service,
+    ):
+        found: str = eventually(
+            lambda: service.get("/awakeables").json().get(invocation_id),
+            90,
+            f"the awakeable of {invocation_id} on GET /awakeables",
+            interval=0.5,
+        )
+    return found
+
+
+def test_building_blocks(real_cluster: RealCluster, release: str, ingress: httpx.Client) -> None:
+    key = f"e2e-{uuid.uuid4().hex[:8]}"
+    sent = ingress.post("/MyService/run/send", headers={"idempotency-key": key})
+    assert sent.status_code in (200, 202), sent.text
+    invocation_id: str = sent.json()["invocationId"]
+    awakeable = _awakeable_for(real_cluster, release, invocation_id)
+    resolved = ingress.post(f"/restate/awakeables/{awakeable}/resolve", json="hello")
+    assert resolved.status_code in (200, 202), resolved.text
+    result = ingress.get(f"/restate/invocation/{invocation_id}/attach", timeout=120).json()
+    assert result == {"rpcResult": "SUCCESS", "greeting": "hello", "charged": True}
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def _stub_steps(log: str, invocation_id: str) -> Counter[str]:
+    """How often each stub step ran for one invocation, from the JSON log lines."""
+    steps: Counter[str] = Counter()
+    for line in log.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("invocation_id") == invocation_id and (
+                record.get("message") == "stub executed"
+            ):
+                steps[record["step"]] += 1
+    return steps
+
+
+def test_service_pod_deleted_mid_invocation(
+    real_cluster: RealCluster, release: str, ingress: httpx.Client
+) -> None:
+    """MyService/run suspends on its awakeable; its pod is deleted; Restate resumes the
+    invocation on the replacement pod, and no step runs twice across the two pods."""
+    sent = ingress.post("/MyService/run/send", headers={"idempotency-key": uuid.uuid4().hex})
+    invocation_id: str = sent.json()["invocationId"]
+    awakeable = _awakeable_for(real_cluster, release, invocation_id)
+    before = _stub_steps(_logs(real_cluster, release, "building-blocks"), invocation_id)
+    assert before, "no step ran before the awakeable"
+    selector = (
+        "app.kubernetes.io/name=restate-examples,examples.restate.dev/example=building-blocks"
+    )
+    old = real_cluster.kubectl("-n", release, "get", "pods", "-l", selector, "-o", "name").split()
+    real_cluster.kubectl("-n", release, "delete", *old, "--wait=true")
+    real_cluster.kubectl(
+        "-n", release, "rollout", "status", f"deploy/{FULLNAME}-building-blocks", "--timeout=180s"
+    )
+    resolved = ingress.post(f"/restate/awakeables/{awakeable}/resolve", json="hello")
+    assert resolved.status_code in (200, 202), resolved.text
+    result = ingress.get(f"/restate/invocation/{invocation_id}/attach", timeout=180).json()
+    assert result["greeting"] == "hello" and result["charged"] is True
+    after = _stub_steps(_logs(real_cluster, release, "building-blocks"), invocation_id)
+    both = before + after
+    assert after and all(n == 1 for n in both.values()), (before, after)
+
+
+def test_restate_pod_deleted_keeps_state(real_cluster: RealCluster, release: str) -> None:
+    key = f"durable-{uuid.uuid4().hex[:6]}"
+    with (
+        port_forward(real_cluster, release, f"svc/{FULLNAME}-restate", 8080) as url,
+        httpx.Client(base_url=url, timeout=60) as ingress,
+    ):
+        assert ingress.post(f"/GreeterObject/{key}/greet", json="Hi").json().endswith("1-th time.")
+    real_cluster.kubectl("-n", release, "delete", "pod", f"{FULLNAME}-restate-0", "--wait=true")
+    real_cluster.kubectl(
+        "-n", release, "rollout", "status", f"statefulset/{FULLNAME}-restate", "--timeout=300s"
+    )
+    with (
+        port_forward(real_cluster, release, f"svc/{FULLNAME}-restate", 8080) as url,
+        httpx.Client(base_url=url, timeout=60) as ingress,
+    ):
+        answer = eventually(
+            lambda: ingress.post(f"/GreeterObject/{key}/greet", json="Hi"),
+            120,
+            "Restate answering again",
+            interval=1,
+        )
+        assert answer.json() == f"Hi {key} for the 2-th time."  # the state survived
+    assert len(_ready_registrations(real_cluster, release)) == 4
+
+
+def test_unsigned_request_from_another_pod_is_refused(
+    real_cluster: RealCluster, release: str
+) -> None:
+    """A pod that is not Restate calls a service through its Service DNS name: 401."""
+    images = _json(real_cluster, "-n", release, "get", "deploy", f"{FULLNAME}-user-object")
+    image = images["spec"]["template"]["spec"]["containers"][0]["image"]
+    url = f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/x/greet"
+    script = (
+        "import urllib.request, urllib.error\n"
+        f"req = urllib.request.Request({url!r}, data=b'\"Hi\"', method='POST',\n"
+        "    headers={'content-type': 'application/json'})\n"
+        "try:\n"
+        "    print('status', urllib.request.urlopen(req, timeout=10).status)\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print('status', e.code)\n"
+    )
+    name = f"intruder-{uuid.uuid4().hex[:6]}"
+    overrides = {
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": name,
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", script],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        }
+    }
+    out = real_cluster.kubectl(
+        "-n",
+        release,
+        "run",
+        name,
+        "--rm",
+        "-i",
+        "--restart=Never",
+        f"--image={image}",
+        f"--overrides={json.dumps(overrides)}",
+        "--pod-running-timeout=2m",
+        timeout=180,
+    )
+    assert "status 401" in out, out
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+def test_helm_upgrade_then_helm_test(real_cluster: RealCluster, release: str) -> None:
+    real_cluster.helm(
+        "upgrade",
+        RELEASE,
+        "deploy/helm/restate-examples",
+        "--namespace",
+        release,
+        "--reuse-values",
+        "--set",
+        "examples.defaults.logLevel=DEBUG",
+        "--wait",
+        "--timeout",
+        "10m",
+    )
+    deploy = _json(real_cluster, "-n", release, "get", "deploy", f"{FULLNAME}-user-object")
+    env = {
+        e["name"]: e.get("value")
+        for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["LOG_LEVEL"] == "DEBUG"
+    _wait_registrations(real_cluster, release)
+    out = real_cluster.helm("test", RELEASE, "--namespace", release, "--logs", "--timeout", "10m")
+    assert "Succeeded" in out, out
+    assert "all four examples answered" in out, out
+
+
+def test_uninstall_leaves_nothing(real_cluster: RealCluster, release: str) -> None:
+    _uninstall(real_cluster, release)
+    left = real_cluster.kubectl(
+        "-n",
+        release,
+        "get",
+        "all,restateregistrations,networkpolicies,jobs,pvc,configmaps,secrets",
+        "-l",
+        f"app.kubernetes.io/instance={RELEASE}",
+        "-o",
+        "name",
+    )
+    # The identity key pair is kept across reinstalls on purpose (README: delete to rotate).
+    kept = {
+        "secret/restate-examples-restate-identity",
+        "configmap/restate-examples-restate-identity-public",
+    }
+    assert set(left.split()) <= kept, left
+    pods = real_cluster.kubectl("-n", release, "get", "pods", "-o", "name")
+    assert pods.strip() == "", pods
+
+
+# ----------------------------------------------------------------------------- replicated
+
+
+def test_replicated_restate(real_cluster: RealCluster) -> None:
+    """Three Restate nodes, provisioned during `helm install --wait`; one node deleted loses
+    nothing. The CPU requests are lowered so three nodes fit a 2-core machine."""
+    namespace = f"{NAMESPACE}-replicated"
+    installed = _install(
+        real_cluster,
+        namespace,
+        "--set",
+        "restate.replicated.enabled=true",
+        "--set",
+        "restate.resources.requests.cpu=100m",
+        "--set",
+        "restate.resources.requests.memory=512Mi",
+    )
+    try:
+        ready = _wait_registrations(real_cluster, namespace)
+        print(f"\nreplicated: helm install --wait {installed:.1f} s, registrations {ready:.1f} s")
+        sts = _json(real_cluster, "-n", namespace, "get", "statefulset", f"{FULLNAME}-restate")
+        assert sts["status"].get("readyReplicas") == 3
+        key = f"replicated-{uuid.uuid4().hex[:6]}"
+        with (
+            port_forward(real_cluster, namespace, f"svc/{FULLNAME}-restate", 8080) as url,
+            httpx.Client(base_url=url, timeout=60) as ingress,
+        ):
+            assert ingress.post(f"/GreeterObject/{key}/greet", json="Hi").json() == (
+                f"Hi {key} for the 1-th time."
+            )
+        real_cluster.kubectl(
+            "-n", namespace, "delete", "pod", f"{FULLNAME}-restate-1", "--wait=true"
+        )
+        with (
+            port_forward(real_cluster, namespace, f"svc/{FULLNAME}-restate", 8080) as url,
+            httpx.Client(base_url=url, timeout=60) as ingress,
+        ):
+            answer = eventually(
+                lambda: ingress.post(f"/GreeterObject/{key}/greet", json="Hi"),
+                120,
+                "the replicated cluster answering with a node gone",
+                interval=1,
+            )
+            assert answer.json() == f"Hi {key} for the 2-th time."
+        real_cluster.kubectl(
+            "-n",
+            namespace,
+            "rollout",
+            "status",
+            f"statefulset/{FULLNAME}-restate",
+            "--timeout=300s",
+        )
+    finally:
+        _uninstall(real_cluster, namespace)

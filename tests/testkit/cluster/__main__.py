@@ -1,0 +1,56 @@
+"""``python -m testkit.cluster up|down|status|load-images`` (``make cluster``, ``make
+cluster-down``, ``make images``): the local real cluster as a command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from testkit.cluster import local, node
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testkit.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the cluster (or reuse the running one)")
+    up.add_argument(
+        "--kubeconfig",
+        type=Path,
+        default=local.DEFAULT_KUBECONFIG,
+        help="where to write the admin kubeconfig (default: %(default)s)",
+    )
+    sub.add_parser("down", help="stop it and remove everything it left on the host")
+    sub.add_parser("status", help="print the running cluster's record (exit 1 if none)")
+    sub.add_parser("load-images", help=f"load {local.IMAGES_ARCHIVE} into the running node")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        info = local.up(args.kubeconfig)
+        print(
+            f"cluster up: {info.server}, node {node.NODE_NAME} Ready; "
+            f"timings {json.dumps(info.timings)}",
+            file=sys.stderr,
+        )
+        print(args.kubeconfig)
+    elif args.command == "down":
+        found = local.down()
+        print("cluster down" + (f"; removed: {', '.join(found)}" if found else ""), file=sys.stderr)
+    elif args.command == "status":
+        running = local.running()
+        if running is None:
+            print("no local cluster is running", file=sys.stderr)
+            return 1
+        print(json.dumps(running.__dict__, indent=2))
+    elif args.command == "load-images":
+        if local.running() is None:
+            print("no local cluster is running: images load at `make cluster`", file=sys.stderr)
+            return 0
+        refs = local.load_images()
+        print(f"node images: {len(refs)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""pytest fixtures for the end-to-end tests on real pods.
+
+``real_cluster`` is, in this order:
+1. ``RESTATE_EXAMPLES_KUBECONFIG``: any cluster; the images must already be where its nodes
+   pull them from (``RESTATE_EXAMPLES_IMAGE_PREFIX`` is put before every image repository);
+2. kind, where a Docker engine and kind exist: the images are built with ``docker build`` and
+   loaded with ``kind load`` (cluster ``RESTATE_EXAMPLES_KIND_CLUSTER``, made if missing);
+3. else the local real node (``testkit.cluster.local``, root): the images are built with
+   ``deploy/images.sh`` and imported into its containerd. A node already started by
+   ``make cluster`` is reused and left running; one started here is stopped at the end.
+The same tests run on all three.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from testkit.cluster import local
+from testkit.cluster.controlplane import REPO_ROOT, KubeStartupError, resolve_bin_dir
+
+ENV_KUBECONFIG = "RESTATE_EXAMPLES_KUBECONFIG"
+ENV_IMAGE_PREFIX = "RESTATE_EXAMPLES_IMAGE_PREFIX"
+ENV_KIND_CLUSTER = "RESTATE_EXAMPLES_KIND_CLUSTER"
+# Dockerfile target -> the chart's values key of its image.
+IMAGE_VALUES = {
+    "subscriptions": "examples.subscriptions",
+    "building-blocks": "examples.buildingBlocks",
+    "user-object": "examples.userObject",
+    "signup-workflow": "examples.signupWorkflow",
+    "operator": "operator",
+}
+
+
+class CommandError(AssertionError):
+    pass
+
+
+def run(
+    args: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise CommandError(
+            f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+        )
+    return proc
+
+
+@dataclass
+class RealCluster:
+    """A cluster with real pods, and the tools to drive it as a user would."""
+
+    provider: str
+    """"kubeconfig", "kind" or "local-node"."""
+    kubeconfig: Path
+    bin_dir: Path | None
+    workdir: Path
+    image_values: list[str] = field(default_factory=list)
+    """``--set`` arguments pointing the chart at this cluster's images (none on the local
+    node: it has them under the chart's default references)."""
+
+    def _tool(self, name: str) -> str:
+        if self.bin_dir is not None and (self.bin_dir / name).exists():
+            return str(self.bin_dir / name)
+        found = shutil.which(name)
+        if found is None:
+            raise FileNotFoundError(f"{name} not found: run `make controlplane`")
+        return found
+
+    def kubectl(self, *args: str, timeout: float = 300, check: bool = True) -> str:
+        cmd = [self._tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+        return run(cmd, timeout=timeout, check=check).stdout
+
+    def helm(self, *args: str, timeout: float = 900, check: bool = True) -> str:
+        helm_home = self.workdir / "helm"
+        env = {
+            "HELM_CACHE_HOME": str(helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(helm_home / "config"),
+            "HELM_DATA_HOME": str(helm_home / "data"),
+        }
+        cmd = [self._tool("helm"), "--kubeconfig", str(self.kubeconfig), *args]
+        return run(cmd, env=env, timeout=timeout, check=check).stdout
+
+    def kubectl_command(self, *args: str) -> list[str]:
+        return [self._tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+
+
+def _bin_dir() -> Path | None:
+    try:
+        return resolve_bin_dir()
+    except KubeStartupError:
+        return None
+
+
+def _kind_usable() -> bool:
+    if shutil.which("docker") is None or shutil.which("kind") is None:
+        return False
+    return run(["docker", "info"], check=False, timeout=60).returncode == 0
+
+
+def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
+    name = os.environ.get(ENV_KIND_CLUSTER, "restate-examples")
+    existing = run(["kind", "get", "clusters"]).stdout.split()
+    if name not in existing:
+        run(["kind", "create", "cluster", "--name", name, "--wait", "180s"])
+    kubeconfig = workdir / "kind.kubeconfig"
+    kubeconfig.write_text(run(["kind", "get", "kubeconfig", "--name", name]).stdout)
+    sets = []
+    for target, key in IMAGE_VALUES.items():
+        image = f"restate-examples-{target}:e2e"
+        run(
+            ["docker", "build", "--target", target, "--tag", image, str(REPO_ROOT)],
+            timeout=1800,
+        )
+        run(["kind", "load", "docker-image", image, "--name", name])
+        sets += ["--set", f"{key}.image.repository=restate-examples-{target}"]
+        sets += ["--set", f"{key}.image.tag=e2e"]
+    try:
+        yield RealCluster("kind", kubeconfig, bin_dir, workdir, sets)
+    finally:
+        if name not in existing:
+            run(["kind", "delete", "cluster", "--name", name], check=False)
+
+
+def _local_node(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
+    if os.geteuid() != 0:
+        pytest.fail("the local real node needs root (or set RESTATE_EXAMPLES_KUBECONFIG)")
+    started_here = local.running() is None
+    archive = local.build_images()
+    info = local.up(workdir / "local.kubeconfig", images=archive)
+    print(f"\nlocal node: {info.server}, timings {info.timings}")
+    try:
+        yield RealCluster("local-node", workdir / "local.kubeconfig", bin_dir, workdir)
+    finally:
+        if started_here:
+            with contextlib.suppress(Exception):
+                print(f"local node: stopped; {local.down()}")
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    workdir = tmp_path_factory.mktemp("real-cluster")
+    bin_dir = _bin_dir()
+    external = os.environ.get(ENV_KUBECONFIG)
+    if external:
+        prefix = os.environ.get(ENV_IMAGE_PREFIX, "")
+        sets = []
+        if prefix:
+            for target, key in IMAGE_VALUES.items():
+                sets += ["--set", f"{key}.image.repository={prefix}restate-examples-{target}"]
+        yield RealCluster("kubeconfig", Path(external), bin_dir, workdir, sets)
+    elif _kind_usable():
+        yield from _kind(workdir, bin_dir)
+    else:
+        yield from _local_node(workdir, bin_dir)

@@ -1,0 +1,205 @@
+"""What a real node changes on this host, and how it is put back.
+
+The kubelet, containerd, the CNI bridge and kube-proxy touch host-wide state: sysctls,
+iptables chains, a bridge, network namespaces, mounts, cgroups, and a few fixed paths.
+``record_sysctls`` saves the values before the node starts; ``clean`` stops whatever a node
+left (also one whose run was killed) and restores them. ``clean`` is idempotent: it runs before
+every start and at every stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+# The kubelet sets the first three at each start (its "kernel defaults"); the CNI bridge turns
+# on forwarding; kube-proxy's conntrack and localnet settings are configured off.
+SYSCTLS = (
+    "vm/overcommit_memory",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "net/ipv4/ip_forward",
+    "net/ipv4/conf/all/route_localnet",
+    "net/bridge/bridge-nf-call-iptables",
+)
+# Chains made by kube-proxy and the kubelet (KUBE-*), and by CNI plugins (CNI-*); ours (RX-*).
+CHAIN_PREFIXES = ("KUBE-", "CNI-", "RX-")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _sysctl_path(name: str) -> Path:
+    return Path("/proc/sys") / name
+
+
+def read_sysctls() -> dict[str, str]:
+    out = {}
+    for name in SYSCTLS:
+        with contextlib.suppress(OSError):
+            out[name] = _sysctl_path(name).read_text().strip()
+    return out
+
+
+def record_sysctls(path: Path) -> None:
+    """Saves the current values, unless a saved set exists (from a run that did not clean up:
+    those are the values from before any node ran)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(read_sysctls(), indent=2) + "\n")
+
+
+def restore_sysctls(path: Path) -> dict[str, str]:
+    """Writes the saved values back and forgets them; returns what was restored."""
+    if not path.exists():
+        return {}
+    saved: dict[str, str] = json.loads(path.read_text())
+    for name, value in saved.items():
+        with contextlib.suppress(OSError):
+            if _sysctl_path(name).read_text().strip() != value:
+                _sysctl_path(name).write_text(value)
+    path.unlink()
+    return saved
+
+
+def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+
+
+def processes_using(roots: Iterable[Path]) -> list[int]:
+    """PIDs whose executable, working directory or command line lies under one of ``roots``
+    (a node's components run in its workdir; containerd's shims name its socket), and every
+    process in the kubelet's pod cgroups (the containers)."""
+    prefixes = [str(r).rstrip("/") + "/" for r in roots]
+    found = set(pods_processes())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            places = [os.readlink(entry / "exe"), os.readlink(entry / "cwd") + "/"]
+            places.append(
+                (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            )
+            if any(p in place for p in prefixes for place in places):
+                found.add(int(entry.name))
+    found.discard(os.getpid())
+    return sorted(found)
+
+
+def pods_processes(cgroup: str = "kubepods") -> list[int]:
+    """Every process in the kubelet's pod cgroups (v1: the pids hierarchy has them all)."""
+    top = CGROUP_ROOT / "pids" / cgroup
+    pids: set[int] = set()
+    if top.is_dir():
+        for procs in top.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in procs.read_text().split())
+    return sorted(pids)
+
+
+def kill_all(pids: Iterable[int], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL whatever is left after ``timeout`` seconds."""
+    pids = list(pids)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    except OSError:
+        return True
+
+
+def unmount_under(root: Path) -> None:
+    """Unmounts everything mounted under ``root`` (deepest first)."""
+    prefix = str(root).rstrip("/") + "/"
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        target = line.split()[4].replace("\\040", " ")
+        if target.startswith(prefix) or target == str(root):
+            mounts.append(target)
+    for target in sorted(set(mounts), key=len, reverse=True):
+        run("umount", "-l", target)
+
+
+def delete_chains() -> list[str]:
+    """Deletes every KUBE-/CNI-/RX- chain (and the jumps to them) in the filter, nat and mangle
+    tables, IPv4 and IPv6. Returns what was removed."""
+    removed = []
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            rules = run(tool, "-w", "-t", table, "-S").stdout.splitlines()
+            chains = [
+                r.split()[1]
+                for r in rules
+                if r.startswith("-N ") and r.split()[1].startswith(CHAIN_PREFIXES)
+            ]
+            if not chains:
+                continue
+            for rule in rules:  # jumps from the built-in chains
+                parts = rule.split()
+                if (
+                    parts[0] == "-A"
+                    and not parts[1].startswith(CHAIN_PREFIXES)
+                    and any(f"-j {c}" in rule or f"--jump {c}" in rule for c in chains)
+                ):
+                    run(tool, "-w", "-t", table, "-D", *parts[1:])
+            for chain in chains:
+                run(tool, "-w", "-t", table, "-F", chain)
+            for chain in chains:
+                run(tool, "-w", "-t", table, "-X", chain)
+                removed.append(f"{tool}/{table}/{chain}")
+    return removed
+
+
+def delete_link(name: str) -> None:
+    if Path(f"/sys/class/net/{name}").exists():
+        run("ip", "link", "delete", name)
+
+
+def delete_netns(prefix: str = "cni-") -> None:
+    """Network namespaces made for pods (``/run/netns/cni-*``)."""
+    netns = Path("/run/netns")
+    if not netns.is_dir():
+        return
+    for ns in netns.iterdir():
+        if ns.name.startswith(prefix):
+            run("ip", "netns", "delete", ns.name)
+            with contextlib.suppress(OSError):
+                run("umount", "-l", str(ns))
+                ns.unlink()
+
+
+def remove_cgroups(name: str) -> None:
+    """Removes the cgroup ``name`` (and everything below it) from every v1 hierarchy."""
+    if not CGROUP_ROOT.is_dir():
+        return
+    for hierarchy in CGROUP_ROOT.iterdir():
+        top = hierarchy / name
+        if not top.is_dir():
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            for _ in range(50):  # a cgroup is removable once its last task has exited
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
