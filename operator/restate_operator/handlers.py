@@ -2,9 +2,11 @@
 
 Each RestateRegistration gets a daemon that reconciles (see `reconcile.py`) and then sleeps:
 after a success for DRIFT_CHECK_SECONDS (the drift check: it finds a registration Restate lost
-and repairs it), after an admin API failure for a capped exponential backoff (1 s doubling to
-60 s), and when blocked (missing Service/Deployment, rollout in progress, conflict) until an
-event wakes it. Changes of the resource, of its Deployment or Service, wake it at once.
+and repairs it), while the admin API does not answer for UNREACHABLE_RETRY_SECONDS (2 s: Restate
+is starting, and nothing tells us when it is ready but its answer), after a refusal for a capped
+exponential backoff (1 s doubling to 60 s), and when blocked (missing Service/Deployment,
+rollout in progress, conflict) until an event wakes it. Changes of the resource, of its
+Deployment or Service, wake it at once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def backoff(failures: int) -> float:
     settings = get_settings()
     exponent = min(max(failures - 1, 0), 30)
     return float(min(settings.backoff_initial_seconds * 2**exponent, settings.backoff_max_seconds))
+
+
+def failure_delay(reason: str, failures: int) -> float:
+    """The wait before retrying after the `failures`-th failure in a row with this reason."""
+    delay = backoff(failures)
+    if reason == Reason.ADMIN_API_UNREACHABLE:
+        return min(delay, get_settings().unreachable_retry_seconds)
+    return delay
 
 
 def _wake(namespace: str | None, names: Any = None) -> None:
@@ -187,18 +197,19 @@ async def registration_daemon(
                 )
                 status = await _record(body, namespace, name, status, outcome, started, logger)
                 failures = failures + 1 if outcome.failed else 0
+                # Registered: the drift check. Blocked (no Service, rollout, conflict): a watch
+                # event wakes us when that changes; re-check on the same timer anyway.
+                delay = (
+                    failure_delay(outcome.reason, failures)
+                    if outcome.failed
+                    else settings.drift_check_seconds
+                )
             except Exception as error:  # a bug or an API server hiccup: log, back off, go on
                 logger.exception(f"reconciliation failed: {error}")
                 metrics.RECONCILES.labels("error").inc()
                 metrics.ERRORS.labels("InternalError").inc()
                 failures += 1
-                outcome = Outcome(False, Reason.ADMIN_API_UNREACHABLE, str(error), failed=True)
-            if outcome.failed:
                 delay = backoff(failures)
-            elif outcome.reason in (Reason.REGISTERED, Reason.ROLLOUT_IN_PROGRESS):
-                delay = settings.drift_check_seconds
-            else:  # blocked on something a watch event will tell us about; re-check anyway
-                delay = settings.drift_check_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_either(wakeup, stopped), timeout=delay)
     finally:
@@ -366,6 +377,7 @@ async def delete_registration(
             )
             return
         kopf.event(body, type="Warning", reason=error.reason, message=str(error))
-        raise kopf.TemporaryError(str(error), delay=backoff(retry + 1)) from None
+        delay = failure_delay(error.reason, retry + 1)
+        raise kopf.TemporaryError(str(error), delay=delay) from None
     kopf.event(body, type="Normal", reason="Deregistered", message=f"removed from Restate: {ids}")
     logger.info(f"removed Restate deployment(s) {ids} ({policy})")

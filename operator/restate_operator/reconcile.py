@@ -6,7 +6,7 @@ has, and does not call /discover again; the query string is ignored in that comp
 are `additional_headers`. A distinct path is a distinct deployment. So the registered URI is
 the Service's address plus one path segment per revision,
 
-    http://<service>.<namespace>.svc.cluster.local:<port><path>/rev-<marker>
+    http://<service>.<namespace>.svc.<cluster domain>:<port><path>/rev-<marker>
 
 where <marker> hashes the Deployment's pod template together with `useHttp11` and
 `additionalHeaders`. Restate SDKs serve their endpoint under any prefix (they match
@@ -77,7 +77,11 @@ def endpoint_for(settings: Settings, namespace: str, spec: dict[str, Any], marke
     path = (spec.get("path") or "").rstrip("/") + f"/rev-{marker}"
     service = spec["service"]
     return settings.endpoint_template.format(
-        service=service["name"], namespace=namespace, port=service.get("port", 9080), path=path
+        service=service["name"],
+        namespace=namespace,
+        port=service.get("port", 9080),
+        path=path,
+        cluster_domain=settings.cluster_domain,
     )
 
 

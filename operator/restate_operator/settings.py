@@ -8,7 +8,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_ENDPOINT_TEMPLATE = "http://{service}.{namespace}.svc.cluster.local:{port}{path}"
+# {cluster_domain} is CLUSTER_DOMAIN: the DNS suffix of the cluster's Services (the kubelet's
+# --cluster-domain), "cluster.local" unless the cluster was set up otherwise.
+DEFAULT_ENDPOINT_TEMPLATE = "http://{service}.{namespace}.svc.{cluster_domain}:{port}{path}"
+TEMPLATE_FIELDS = "{service}, {namespace}, {port}, {path}, {cluster_domain}"
 
 
 class Settings(BaseSettings):
@@ -20,8 +23,10 @@ class Settings(BaseSettings):
     watch_namespace: str = ""
     # Default Restate admin API for registrations without `spec.adminUrl`.
     restate_admin_url: str = "http://restate.restate.svc.cluster.local:9070"
-    # How a Service's in-cluster address is formed ({service}, {namespace}, {port}, {path}).
+    # How a Service's in-cluster address is formed (TEMPLATE_FIELDS).
     endpoint_template: str = DEFAULT_ENDPOINT_TEMPLATE
+    # DNS suffix of Service names in this cluster (the chart passes its `clusterDomain`).
+    cluster_domain: str = Field("cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     # Address of the metrics and liveness listeners (127.0.0.1 outside a pod).
     bind_host: str = "0.0.0.0"
     metrics_port: int = Field(9090, ge=0, le=65535, description="0 disables metrics.")
@@ -31,6 +36,11 @@ class Settings(BaseSettings):
     # Capped exponential backoff after a failure: min(initial * 2**n, max).
     backoff_initial_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(60.0, gt=0)
+    # While the admin API does not answer at all (Restate starting, restarting, not scheduled
+    # yet) retries stay this short: Restate comes up without telling us, and a registration
+    # should follow its readiness within seconds, not after a backoff grown toward a minute.
+    # An answer that refuses (AdminApiRejected) still backs off exponentially.
+    unreachable_retry_seconds: float = Field(2.0, gt=0)
     # Timeout of one admin API request.
     admin_timeout_seconds: float = Field(10.0, gt=0)
     # A Force deletion that cannot reach the admin API gives up after this long (the Restate
@@ -48,11 +58,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_template(cls, template: str) -> str:
         try:
-            template.format(service="s", namespace="n", port=1, path="/p")
+            template.format(service="s", namespace="n", port=1, path="/p", cluster_domain="d")
         except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(
-                f"{template!r}: use only {{service}}, {{namespace}}, {{port}}, {{path}} ({error})"
-            ) from None
+            raise ValueError(f"{template!r}: use only {TEMPLATE_FIELDS} ({error})") from None
         return template
 
 

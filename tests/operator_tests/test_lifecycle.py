@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -172,3 +173,29 @@ def test_a_stranger_taking_over_the_services_is_reported_not_fought(env: Operato
     env.server.admin.delete(f"/deployments/{stranger['id']}", params={"force": "true"})
     status = env.wait_reason("reg", "Registered", timeout=30)
     assert env.latest() == {"GreeterObject": status["deploymentId"]}
+
+
+def unreachable_attempts(env: OperatorEnv) -> float:
+    metrics = env.operator.metrics()
+    found = re.search(r'reconcile_errors_total\{reason="AdminApiUnreachable"\} (\S+)', metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_registration_follows_restate_readiness_within_seconds(env: OperatorEnv) -> None:
+    # As on `helm install`: the operator and the services are up before Restate is.
+    service = env.start_example("user-object")
+    env.create_service("svc", service.port)
+    env.create_deployment("svc")
+    env.wait_available("svc")
+    env.server.stop()
+    # With this backoff a growing retry delay would be 20 s, then 40 s: only a short retry
+    # while the admin API does not answer registers within seconds of Restate being ready.
+    env.operator.process.env.update({"BACKOFF_INITIAL_SECONDS": "20", "BACKOFF_MAX_SECONDS": "600"})
+    env.operator.start()
+    env.create_registration("reg", spec_for("svc", service.port))
+    env.wait_reason("reg", "AdminApiUnreachable", timeout=30)
+    eventually(lambda: unreachable_attempts(env) >= 2, 45, "a second attempt")
+    env.server.start()  # returns once Restate's admin API and ingress are healthy
+    healthy = time.monotonic()
+    env.wait_reason("reg", "Registered", timeout=15)
+    print(f"registered {time.monotonic() - healthy:.1f}s after Restate became healthy")

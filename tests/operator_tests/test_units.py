@@ -8,7 +8,7 @@ import pytest
 
 from restate_operator import __main__ as entry
 from restate_operator.conditions import Reason, ready_condition
-from restate_operator.handlers import backoff
+from restate_operator.handlers import backoff, failure_delay
 from restate_operator.reconcile import endpoint_for, revision_marker, rollout_state, template_hash
 from restate_operator.settings import Settings, get_settings
 
@@ -68,9 +68,34 @@ def test_endpoint_template() -> None:
         Settings(endpoint_template="http://{host}:{port}")
 
 
+def test_endpoint_uses_the_cluster_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The chart sets CLUSTER_DOMAIN from its `clusterDomain`.
+    monkeypatch.setenv("CLUSTER_DOMAIN", "corp.example")
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    finally:
+        get_settings.cache_clear()
+    spec = {"service": {"name": "greeter", "port": 9080}}
+    assert endpoint_for(settings, "ns", spec, "abc") == (
+        "http://greeter.ns.svc.corp.example:9080/rev-abc"
+    )
+    with pytest.raises(ValueError):
+        Settings(cluster_domain="http://x/")
+
+
 def test_backoff_is_exponential_and_capped() -> None:
     get_settings.cache_clear()
     assert [backoff(n) for n in (1, 2, 3, 4, 7, 100)] == [1, 2, 4, 8, 60, 60]
+
+
+def test_an_unreachable_admin_api_is_retried_every_few_seconds() -> None:
+    # Restate starting (or restarting): retry soon, so registration follows its readiness.
+    get_settings.cache_clear()
+    unreachable = [failure_delay(Reason.ADMIN_API_UNREACHABLE, n) for n in (1, 2, 3, 10, 100)]
+    assert unreachable == [1, 2, 2, 2, 2]
+    # A refusal (bad spec, discovery failed) still backs off toward a minute.
+    assert failure_delay(Reason.ADMIN_API_REJECTED, 7) == 60
 
 
 def test_condition_transition_time_moves_only_on_flips() -> None:
