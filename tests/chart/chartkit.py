@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from testkit.kube import KubeStartupError, resolve_bin_dir
+from testkit.kube import Kube, KubeStartupError, resolve_bin_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+OPERATOR_PATH = REPO_ROOT / "operator"
 # RESTATE_EXAMPLES_CHART: test another copy of the chart (e.g. with a CRD not yet committed).
 CHART = Path(
     os.environ.get("RESTATE_EXAMPLES_CHART") or REPO_ROOT / "deploy" / "helm" / "restate-examples"
@@ -148,3 +151,49 @@ def env_of(container: Obj) -> dict[str, Obj]:
 def hook_of(obj: Obj) -> str | None:
     annotations: dict[str, str] = obj["metadata"].get("annotations") or {}
     return annotations.get("helm.sh/hook")
+
+
+class PlayedHook:
+    """A hook Job of the chart, played without a kubelet: its ServiceAccount, Role and
+    RoleBinding applied (hook annotations stripped), its command run here as a Python process
+    with that ServiceAccount's kubeconfig, which also proves the Role is enough."""
+
+    def __init__(self, kube: Kube, namespace: str, release: str, template: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        rendered = kube.helm(
+            "template", release, str(CHART), "--namespace", namespace, "--show-only", template
+        ).stdout
+        objects = parse_manifests(rendered)
+        (job,) = of_kind(objects, "Job")
+        self.command: list[str] = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        self.service_account: str = job["spec"]["template"]["spec"]["serviceAccountName"]
+        self.rbac = [o for o in objects if o["kind"] != "Job"]
+        for obj in self.rbac:  # hooks are not part of the release: strip helm's annotations
+            obj["metadata"].pop("annotations", None)
+        items = {"kind": "List", "apiVersion": "v1", "items": self.rbac}
+        kube.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(items))
+        self.kubeconfig = kube.service_account_kubeconfig(namespace, self.service_account)
+
+    def run_job(self, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The Job's `python -m ...` command; fails the test unless it exits 0."""
+        assert self.command[:2] == ["python", "-m"], self.command
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(OPERATOR_PATH), os.environ.get("PYTHONPATH")])
+            ),
+        }
+        proc = subprocess.run(
+            [sys.executable, *self.command[1:]],
+            capture_output=True, text=True, env=env, timeout=timeout, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def delete(self) -> None:
+        """What the hook-succeeded delete policy does after the Job."""
+        for obj in self.rbac:
+            kind, name = obj["kind"].lower(), obj["metadata"]["name"]
+            self.kube.kubectl("delete", "-n", self.namespace, f"{kind}/{name}", "--wait")

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +23,9 @@ from chart.chartkit import (
     RFC8032_PEM,
     RFC8032_PUBLIC,
     Obj,
-    of_kind,
-    parse_manifests,
+    PlayedHook,
 )
+from operator_tests.support import Operator
 
 from restate_operator.keygen import public_key_id
 from testkit.kube import Kube
@@ -46,7 +43,6 @@ RELEASE = "rx"
 FULLNAME = f"{RELEASE}-restate-examples"
 SECRET = f"{FULLNAME}-restate-identity"
 CONFIGMAP = f"{FULLNAME}-restate-identity-public"
-OPERATOR_PATH = Path(__file__).resolve().parents[2] / "operator"
 
 
 def get_json(kube: Kube, *args: str) -> Any:
@@ -58,50 +54,15 @@ def can_i(kube: Kube, kubeconfig: Path, namespace: str, *args: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
-class KeygenHook:
+class KeygenHook(PlayedHook):
     """The keygen hook of one release: its RBAC applied, its Job's command run locally."""
 
     def __init__(self, kube: Kube, namespace: str) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        rendered = kube.helm(
-            "template", RELEASE, str(CHART), "--namespace", namespace,
-            "--show-only", "templates/identity/keygen-hook.yaml",
-        ).stdout  # fmt: skip
-        objects = parse_manifests(rendered)
-        (job,) = of_kind(objects, "Job")
-        self.command: list[str] = job["spec"]["template"]["spec"]["containers"][0]["command"]
-        self.service_account: str = job["spec"]["template"]["spec"]["serviceAccountName"]
-        self.rbac = [o for o in objects if o["kind"] != "Job"]
-        for obj in self.rbac:  # hooks are not part of the release: strip helm's annotations
-            obj["metadata"].pop("annotations", None)
-        kube.kubectl(
-            "apply", "-n", namespace, "-f", "-", input=json.dumps({"kind": "List",
-            "apiVersion": "v1", "items": self.rbac}),
-        )  # fmt: skip
-        self.kubeconfig = kube.service_account_kubeconfig(namespace, self.service_account)
-
-    def run_job(self) -> str:
+        super().__init__(kube, namespace, RELEASE, "templates/identity/keygen-hook.yaml")
         assert self.command[:3] == ["python", "-m", "restate_operator.keygen"]
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(OPERATOR_PATH), os.environ.get("PYTHONPATH")])
-            ),
-        }
-        proc = subprocess.run(
-            [sys.executable, *self.command[1:]],
-            capture_output=True, text=True, env=env, timeout=60, check=False,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        return proc.stderr
 
-    def delete(self) -> None:
-        """What the hook-succeeded delete policy does after the Job."""
-        for obj in self.rbac:
-            kind, name = obj["kind"].lower(), obj["metadata"]["name"]
-            self.kube.kubectl("delete", "-n", self.namespace, f"{kind}/{name}", "--wait")
+    def run_keygen(self) -> str:
+        return self.run_job().stderr
 
 
 def key_pair(kube: Kube, namespace: str) -> tuple[Obj, Obj]:
@@ -114,7 +75,7 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
     hook = KeygenHook(kube, namespace)
 
     # ---- install (the pre-install hook, played, then the release)
-    assert "created" in hook.run_job()
+    assert "created" in hook.run_keygen()
     kube.helm("install", RELEASE, str(CHART), "--namespace", namespace, "--no-hooks")
 
     secret, configmap = key_pair(kube, namespace)
@@ -161,7 +122,7 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
     assert not can_i(kube, hook.kubeconfig, namespace, "patch", f"secret/{SECRET}")
 
     # ---- upgrade (the pre-upgrade hook, played, then the release): the key pair is kept
-    assert "kept" in hook.run_job()
+    assert "kept" in hook.run_keygen()
     kube.helm(
         "upgrade", RELEASE, str(CHART), "--namespace", namespace, "--no-hooks",
         "--set", "examples.userObject.replicas=2",
@@ -203,3 +164,74 @@ def test_install_with_identity_from_values(kube: Kube, namespace: str, tmp_path:
     )
     assert configmap["data"] == {"publicKey": RFC8032_PUBLIC}
     kube.helm("uninstall", RELEASE, "--namespace", namespace)
+
+
+def test_uninstall_runs_the_finalizers_while_the_operator_is_alive(
+    kube: Kube, namespace: str, tmp_path: Path
+) -> None:
+    """helm deletes the operator before the RestateRegistrations (kinds it does not know go
+    last): the pre-delete cleanup hook deletes them first, while the operator runs."""
+    values = tmp_path / "identity.yaml"
+    values.write_text(
+        yaml.safe_dump({"identity": {"privateKeyPem": RFC8032_PEM, "publicKey": RFC8032_PUBLIC}})
+    )
+    kube.helm("install", RELEASE, str(CHART), "--namespace", namespace, "-f", str(values))
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+
+    def claim_owned_by_the_statefulset() -> bool:
+        # The StatefulSet controller makes the claim, and, as its retention policy says,
+        # hands it to the garbage collector with the StatefulSet.
+        claims = get_json(kube, "pvc", "-n", namespace, "-l", selector)["items"]
+        owners = [o["kind"] for c in claims for o in c["metadata"].get("ownerReferences", [])]
+        return owners == ["StatefulSet"]
+
+    wait_until(claim_owned_by_the_statefulset, 30, "Restate's claim, owned by the StatefulSet")
+
+    # The operator as the chart's ServiceAccount (kwok runs no container: a local process).
+    # Restate is unreachable here, so nothing is registered: the finalizer has nothing to drain.
+    operator_kc = kube.service_account_kubeconfig(namespace, f"{FULLNAME}-operator")
+    operator = Operator(operator_kc, namespace, "http://127.0.0.1:1", tmp_path)
+    operator.start()
+    try:
+
+        def finalized() -> bool:
+            items = get_json(kube, "restateregistrations", "-n", namespace)["items"]
+            return len(items) == 4 and all(
+                "examples.restate.dev/registration" in (i["metadata"].get("finalizers") or [])
+                for i in items
+            )
+
+        wait_until(finalized, 60, "the operator's finalizer on the four registrations")
+        # A failed helm test pod: Helm leaves it behind, the hook deletes it.
+        kube.kubectl(
+            "run", f"{FULLNAME}-test-examples", "-n", namespace, "--restart=Never",
+            "--image=registry.k8s.io/pause:3.10",
+        )  # fmt: skip
+        kube.kubectl("run", "unrelated", "-n", namespace, "--image=registry.k8s.io/pause:3.10")
+
+        hook = PlayedHook(kube, namespace, RELEASE, "templates/operator/cleanup-hook.yaml")
+        log = hook.run_job(timeout=120).stderr
+        assert "removed their finalizers" not in log, log  # the operator ran them
+        assert get_json(kube, "restateregistrations", "-n", namespace)["items"] == []
+        pods = get_json(kube, "pods", "-n", namespace)["items"]
+        test_pod = [p for p in pods if p["metadata"]["name"] == f"{FULLNAME}-test-examples"]
+        assert all(p["metadata"].get("deletionTimestamp") for p in test_pod)
+        assert "unrelated" in {p["metadata"]["name"] for p in pods}
+        assert not can_i(kube, hook.kubeconfig, namespace, "delete", "pod/unrelated")
+        assert not can_i(kube, hook.kubeconfig, namespace, "get", "restateregistrations")
+        hook.delete()
+    finally:
+        operator.stop()  # what helm does next
+
+    kube.helm("uninstall", RELEASE, "--namespace", namespace, "--no-hooks", "--wait")
+
+    def nothing_left() -> bool:
+        left = kube.kubectl(
+            "get", "all,pvc,restateregistrations,networkpolicies,roles,rolebindings,"
+            "serviceaccounts,configmaps,secrets",
+            "-n", namespace, "-l", selector, "-o", "name",
+        ).stdout  # fmt: skip
+        return left.strip() == ""
+
+    # The volume too: the StatefulSet's retention policy hands it to the garbage collector.
+    wait_until(nothing_left, 60, "every object of the release, and Restate's volume, to go")
