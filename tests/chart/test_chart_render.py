@@ -93,6 +93,11 @@ def test_restate_statefulset(default: list[Obj]) -> None:
     assert sts["spec"]["serviceName"] == f"{FULLNAME}-restate-cluster"
     (claim,) = sts["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "storage"
+    # helm uninstall deletes the volume too (restate.persistence.keepOnUninstall keeps it)
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "docker.restate.dev/restatedev/restate:1.7.12"
     assert {"mountPath": "/restate-data", "name": "storage"} in container["volumeMounts"]
@@ -134,13 +139,16 @@ def test_examples(default: list[Obj]) -> None:
         assert keys == {"name": f"{FULLNAME}-restate-identity-public", "key": "publicKey"}
         ingress_url = env_of(container)["RESTATE_INGRESS_URL"]["value"]
         assert ingress_url == f"http://{FULLNAME}-restate.{NAMESPACE}.svc.cluster.local:8080"
-        (port,) = named(default, "Service", name)["spec"]["ports"]
-        assert port == {
+        http2, metrics_port = named(default, "Service", name)["spec"]["ports"]
+        assert http2 == {
             "name": "http2",
             "port": 9080,
             "targetPort": "http2",
             "appProtocol": "kubernetes.io/h2c",
         }
+        assert (metrics_port["name"], metrics_port["port"]) == ("metrics", 9090)
+        assert env_of(container)["METRICS_PORT"]["value"] == "9090"
+        assert {"name": "metrics", "containerPort": 9090} in container["ports"]
         reg = named(default, "RestateRegistration", name)
         assert reg["apiVersion"] == "examples.restate.dev/v1alpha1"
         assert reg["spec"]["service"] == {"name": name, "port": 9080}
@@ -148,7 +156,7 @@ def test_examples(default: list[Obj]) -> None:
         assert reg["spec"]["deletionPolicy"] == "Drain"
         assert reg["spec"]["useHttp11"] is False
         annotations = deploy["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/port"] == "9080"
+        assert annotations["prometheus.io/port"] == "9090"  # not the handler port
 
 
 def test_security_defaults(default: list[Obj]) -> None:
@@ -184,6 +192,8 @@ def test_private_key_only_in_restate(default: list[Obj]) -> None:
 def test_keygen_hook(default: list[Obj]) -> None:
     job = named(default, "Job", f"{FULLNAME}-keygen")
     assert hook_of(job) == "pre-install,pre-upgrade"
+    # A missing image fails the install after 2 minutes, not after helm's whole --timeout.
+    assert job["spec"]["activeDeadlineSeconds"] <= 120 and job["spec"]["backoffLimit"] <= 1
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "restate-examples-operator:0.1.0"
     args = container["command"]
@@ -213,6 +223,7 @@ def test_operator(default: list[Obj]) -> None:
     assert env["WATCH_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     admin = f"http://{FULLNAME}-restate.{NAMESPACE}.svc.cluster.local:9070"
     assert env["RESTATE_ADMIN_URL"]["value"] == admin
+    assert env["CLUSTER_DOMAIN"]["value"] == "cluster.local"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     role = named(default, "Role", name)
     rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
@@ -229,16 +240,26 @@ def test_network_policies(default: list[Obj]) -> None:
         labels: dict[str, str] = selector["podSelector"]["matchLabels"]
         return labels["app.kubernetes.io/component"]
 
+    monitoring = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
     examples = named(default, "NetworkPolicy", f"{FULLNAME}-examples")
-    (rule,) = examples["spec"]["ingress"]
-    assert [component(p) for p in rule["from"]] == ["restate-server"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 9080}]
+    handlers, scrapes = examples["spec"]["ingress"]
+    assert [component(p) for p in handlers["from"]] == ["restate-server"]
+    assert handlers["ports"] == [{"protocol": "TCP", "port": 9080}]
+    # Prometheus (default: the "monitoring" namespace) reaches the metrics port, not 9080.
+    assert scrapes == {"from": [monitoring], "ports": [{"protocol": "TCP", "port": 9090}]}
 
     restate = named(default, "NetworkPolicy", f"{FULLNAME}-restate")
     by_port = {r["ports"][0]["port"]: r for r in restate["spec"]["ingress"]}
     assert "from" not in by_port[8080], "the ingress port is the public entry point"
     assert [component(p) for p in by_port[9070]["from"]] == ["operator"]
-    assert {component(p) for p in by_port[5122]["from"]} == {"restate-server", "restate-provision"}
+    node_peers = by_port[5122]["from"]
+    assert {component(p) for p in node_peers if "podSelector" in p} == {
+        "restate-server",
+        "restate-provision",
+    }
+    assert monitoring in node_peers  # Restate's /metrics is on its node port
     egress_to = {
         component(p)
         for r in restate["spec"]["egress"]
@@ -247,11 +268,28 @@ def test_network_policies(default: list[Obj]) -> None:
     }
     assert egress_to == {"example-service", "restate-server"}
     assert set(restate["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    operator = named(default, "NetworkPolicy", f"{FULLNAME}-operator")
+    assert operator["spec"]["ingress"] == [
+        {"from": [monitoring], "ports": [{"protocol": "TCP", "port": 9090}]}
+    ]
+
+
+def test_metrics_closed_with_empty_metrics_from(helm: Helm) -> None:
+    objects = helm.template(values={"networkPolicy": {"metricsFrom": []}})
+    examples = named(objects, "NetworkPolicy", f"{FULLNAME}-examples")
+    assert [r["ports"] for r in examples["spec"]["ingress"]] == [
+        [{"protocol": "TCP", "port": 9080}]
+    ]
+    assert named(objects, "NetworkPolicy", f"{FULLNAME}-operator")["spec"]["ingress"] == []
 
 
 def test_helm_test_pod(default: list[Obj]) -> None:
     (pod,) = of_kind(default, "Pod")
     assert hook_of(pod) == "test"
+    # A passed test leaves no pod; a failed one stays for its logs (until the cleanup hook).
+    policy = pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")
+    assert set(policy) == {"before-hook-creation", "hook-succeeded"}
+    assert pod["metadata"]["name"] == f"{FULLNAME}-test-examples"
     (container,) = pod["spec"]["containers"]
     assert container["image"] == "restate-examples-subscriptions:0.1.0"
     script: str = container["command"][-1]
@@ -259,13 +297,68 @@ def test_helm_test_pod(default: list[Obj]) -> None:
     for path in (
         "/GreeterObject/",
         "/SubscriptionService/add",
-        "/MyService/run",
+        "/SubscriptionObject/",
         "/SignupWorkflow/",
     ):
         assert path in script
 
 
+def test_cleanup_hook(default: list[Obj]) -> None:
+    """Before uninstall deletes the operator: the registrations go (their finalizer runs)."""
+    name = f"{FULLNAME}-operator-cleanup"
+    job = named(default, "Job", name)
+    assert hook_of(job) == "pre-delete"
+    objects = [named(default, kind, name) for kind in ("ServiceAccount", "Role", "RoleBinding")]
+    for obj in [*objects, job]:
+        annotations = obj["metadata"]["annotations"]
+        assert hook_of(obj) == "pre-delete"
+        policy = set(annotations["helm.sh/hook-delete-policy"].split(","))
+        assert policy == {"before-hook-creation", "hook-succeeded"}
+    weights = [int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in objects]
+    assert max(weights) < int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    spec = job["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == name
+    (container,) = spec["containers"]
+    assert container["image"] == "restate-examples-operator:0.1.0"
+    args = container["command"]
+    assert args[:3] == ["python", "-m", "restate_operator.cleanup"]
+    assert args[args.index("--namespace") + 1] == NAMESPACE
+    assert args[args.index("--delete-pod") + 1] == f"{FULLNAME}-test-examples"
+    timeout = int(args[args.index("--timeout-seconds") + 1])
+    assert int(args[args.index("--drain-seconds") + 1]) < timeout < 300  # helm's --timeout
+    assert timeout < job["spec"]["activeDeadlineSeconds"]
+    # The selector picks exactly this release's registrations.
+    selector = dict(kv.split("=") for kv in args[args.index("--selector") + 1].split(","))
+    registrations = of_kind(default, "RestateRegistration")
+    assert len(registrations) == 4
+    for reg in registrations:
+        assert selector.items() <= reg["metadata"]["labels"].items()
+    # Least privilege: registrations (no get/create/update), and the test pod by name only.
+    role = named(default, "Role", name)
+    assert role["rules"] == [
+        {
+            "apiGroups": ["examples.restate.dev"],
+            "resources": ["restateregistrations"],
+            "verbs": ["list", "delete", "patch"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["pods"],
+            "resourceNames": [f"{FULLNAME}-test-examples"],
+            "verbs": ["delete"],
+        },
+    ]
+
+
 # ------------------------------------------------------------------------- switches
+
+
+def provision_jobs(objects: list[Obj]) -> list[Obj]:
+    return [
+        j
+        for j in of_kind(objects, "Job")
+        if j["metadata"]["labels"]["app.kubernetes.io/component"] == "restate-provision"
+    ]
 
 
 def test_replicated_mode(helm: Helm) -> None:
@@ -278,13 +371,51 @@ def test_replicated_mode(helm: Helm) -> None:
     addresses = json.loads(env["RESTATE_METADATA_CLIENT__ADDRESSES"]["value"])
     headless = f"{FULLNAME}-restate-cluster"
     assert addresses == [f"http://{FULLNAME}-restate-{i}.{headless}:5122" for i in range(3)]
-    job = named(objects, "Job", f"{FULLNAME}-restate-provision")
-    assert hook_of(job) == "post-install"
+    (job,) = provision_jobs(objects)
+    # Not a post-install hook: `helm install --wait` waits for the nodes, which become ready
+    # only once provisioned; a release object runs at once, with the StatefulSet.
+    assert hook_of(job) is None
+    assert job["metadata"]["name"].startswith(f"{FULLNAME}-restate-provision-")
+    assert len(job["metadata"]["name"]) <= 63
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert "restatectl provision --replication 2 --yes" in container["args"][0]
     assert env_of(container)["RESTATECTL_ADDRESS"]["value"] == (
         f"http://{FULLNAME}-restate-0.{headless}:5122"
     )
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == (
+        "restate-provision"
+    )
+    # The pod template of a Job is immutable: a new Restate image is a new Job (name), so
+    # that `helm upgrade` replaces it instead of failing; the same values keep the same Job.
+    again = provision_jobs(helm.template("restate.replicated.enabled=true"))
+    assert [j["metadata"]["name"] for j in again] == [job["metadata"]["name"]]
+    upgraded = provision_jobs(
+        helm.template("restate.replicated.enabled=true", "restate.image.tag=1.7.13")
+    )
+    assert upgraded[0]["metadata"]["name"] != job["metadata"]["name"]
+
+
+def test_long_release_names_keep_the_provision_job_name_valid(helm: Helm) -> None:
+    objects = helm.template("restate.replicated.enabled=true", "fullnameOverride=" + "x" * 40)
+    (job,) = provision_jobs(objects)
+    assert len(job["metadata"]["name"]) <= 63
+
+
+def test_keep_restate_volume_on_uninstall(helm: Helm) -> None:
+    objects = helm.template("restate.persistence.keepOnUninstall=true")
+    sts = named(objects, "StatefulSet", f"{FULLNAME}-restate")
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+
+def test_cluster_domain_reaches_the_operator_and_services(helm: Helm) -> None:
+    objects = helm.template("clusterDomain=corp.example")
+    operator = named(objects, "Deployment", f"{FULLNAME}-operator")
+    env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
+    assert env["CLUSTER_DOMAIN"]["value"] == "corp.example"  # the endpoints it registers
+    assert env["RESTATE_ADMIN_URL"]["value"].endswith(".svc.corp.example:9070")
+    service = named(objects, "Deployment", f"{FULLNAME}-user-object")
+    ingress = env_of(service["spec"]["template"]["spec"]["containers"][0])["RESTATE_INGRESS_URL"]
+    assert ingress["value"].endswith(".svc.corp.example:8080")
 
 
 def test_replication_larger_than_cluster_is_rejected(helm: Helm) -> None:
@@ -369,7 +500,7 @@ def test_service_monitors_only_with_their_api(helm: Helm) -> None:
     ports = {name: m["spec"]["endpoints"][0]["port"] for name, m in monitors.items()}
     assert ports == {
         f"{FULLNAME}-restate-server": "node",
-        f"{FULLNAME}-example-service": "http2",
+        f"{FULLNAME}-example-service": "metrics",
         f"{FULLNAME}-operator": "metrics",
     }
 
@@ -393,6 +524,11 @@ def test_notes(helm: Helm) -> None:
     assert f"port-forward svc/{FULLNAME}-restate 8080:8080 9070:9070" in notes
     assert "curl localhost:8080/GreeterObject/mary/greet" in notes
     assert "helm test -n examples demo" in notes
+    # Restate's ingress refuses a content-type without a body (400).
+    (run,) = [line for line in notes.splitlines() if "/MyService/run" in line]
+    assert "-X POST" in run and "content-type" not in run.split("#")[0] and " -d" not in run
+    assert "make images" in notes and "image.repository" in notes
+    assert "Restate's volume included" in notes
 
 
 # ------------------------------------------------------------------------- rejected values
@@ -414,6 +550,8 @@ def test_notes(helm: Helm) -> None:
         (["examples.userObject.replica=2"], "replica"),
         (["examples.signupWorkflow.publicUrl=ftp://x"], "publicUrl"),
         (["identity.existingSecret=Not_A_Name"], "existingSecret"),
+        (["clusterDomain=http://x"], "clusterDomain"),
+        (["networkPolicy.metricsFrom[0].namespace=monitoring"], "metricsFrom"),
     ],
 )
 def test_schema_rejects(helm: Helm, sets: list[str], expected: str) -> None:

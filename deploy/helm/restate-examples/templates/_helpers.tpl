@@ -26,6 +26,7 @@
 {{- define "rx.restate.headless" -}}{{ include "rx.fullname" . }}-restate-cluster{{- end -}}
 {{- define "rx.operator.fullname" -}}{{ include "rx.fullname" . }}-operator{{- end -}}
 {{- define "rx.keygen.fullname" -}}{{ include "rx.fullname" . }}-keygen{{- end -}}
+{{- define "rx.tests.podName" -}}{{ include "rx.fullname" . }}-test-examples{{- end -}}
 
 {{- define "rx.restate.ingressUrl" -}}
 http://{{ include "rx.restate.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:8080
