@@ -86,5 +86,5 @@ def test_kind_workflow() -> None:
     assert job["runs-on"] == "ubuntu-latest"
     commands = "\n".join(step.get("run", "") for step in job["steps"])
     assert "kind create cluster" in commands
-    assert "pytest tests/e2e_kind -m kind" in commands
-    assert (REPO_ROOT / "tests" / "e2e_kind" / "test_kind_e2e.py").is_file()
+    assert "pytest tests/e2e -m e2e" in commands
+    assert (REPO_ROOT / "tests" / "e2e" / "test_real_cluster.py").is_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from restate_operator import keygen
+from testkit.ports import free_port
 
 # RFC 8032, section 7.1, TEST 1: secret key 9d61b1...7f60, public key d75a98...511a.
 # restate-server 1.7.12 logged for this PEM:
@@ -89,13 +89,6 @@ def _operator_path() -> str:
     return os.pathsep.join(filter(None, [str(operator), os.environ.get("PYTHONPATH")]))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.mark.skipif(
     not RESTATE_SERVER.exists(), reason="restate-server not installed (make restate)"
 )
@@ -103,7 +96,7 @@ def test_matches_restate_server_for_a_fresh_key(tmp_path: Path) -> None:
     """A key generated here: restate-server must log the same id keygen computes."""
     pem = keygen.generate_private_key_pem()
     (tmp_path / "key.pem").write_bytes(pem)
-    node, admin, ingress = _free_port(), _free_port(), _free_port()
+    node, admin, ingress = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "DO_NOT_TRACK": "1",

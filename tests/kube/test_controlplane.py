@@ -8,33 +8,18 @@ scheduler and kwok), RBAC denial of a ServiceAccount, and helm install/uninstall
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
 
 from testkit.kube import Kube
+from testkit.processes import eventually
 
 pytestmark = pytest.mark.kube
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], *, timeout: float = 60.0, what: str = "") -> T:
-    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or check}; last: {last!r}")
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from kubernetes.client import ApiException
 
 from testkit.kube import Kube
 from testkit.ports import free_port
-from testkit.processes import Process
+from testkit.processes import Process, eventually
 from testkit.restate import EXAMPLES, REPO, ExampleService, RestateServer
 
 CHART = REPO / "deploy" / "helm" / "restate-examples"
@@ -30,25 +29,6 @@ RULES = CHART / "files" / "operator-rules.yaml"
 GROUP, VERSION, PLURAL = "examples.restate.dev", "v1alpha1", "restateregistrations"
 HERE = Path(__file__).resolve().parent
 DRIFT_SECONDS = 2.0
-
-T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 60, what: str = "") -> T:
-    """Polls `check` until it returns something truthy (exceptions count as not yet)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (ApiException, httpx.HTTPError, KeyError) as error:
-            last = error
-        else:
-            if last:
-                found: T = last
-                return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 def eventually(
-    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1
+    check: Callable[[], T | None], timeout: float = 60.0, what: str = "", interval: float = 0.2
 ) -> T:
     """Polls `check` until it returns something truthy, and returns that; raises TimeoutError
     naming `what` (and the last error or value seen) after `timeout` seconds."""

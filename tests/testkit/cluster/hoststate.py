@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -152,8 +153,8 @@ def delete_chains() -> list[str]:
             ]
             if not chains:
                 continue
-            for rule in rules:  # jumps from the built-in chains
-                parts = rule.split()
+            for rule in rules:  # jumps from the built-in chains (rules quote their comments)
+                parts = shlex.split(rule)
                 if (
                     parts[0] == "-A"
                     and not parts[1].startswith(CHAIN_PREFIXES)
@@ -203,3 +204,29 @@ def remove_cgroups(name: str) -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
+
+
+def leftovers(roots: Iterable[Path], bridge: str, fixed_paths: Iterable[Path]) -> list[str]:
+    """What a stopped node would have left on the host; empty when it is clean."""
+    roots = list(roots)
+    found = [f"process {pid}" for pid in processes_using(roots)]
+    prefixes = tuple(str(r).rstrip("/") + "/" for r in roots)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        target = line.split()[4]
+        if target.startswith(prefixes) or target.startswith("/run/netns/cni-"):
+            found.append(f"mount {target}")
+    if Path(f"/sys/class/net/{bridge}").exists():
+        found.append(f"network device {bridge}")
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            for rule in run(tool, "-w", "-t", table, "-S").stdout.splitlines():
+                if rule.startswith("-N ") and rule.split()[1].startswith(CHAIN_PREFIXES):
+                    found.append(f"{tool} chain {table}/{rule.split()[1]}")
+    if CGROUP_ROOT.is_dir():
+        found += [
+            f"cgroup {h}/kubepods" for h in CGROUP_ROOT.iterdir() if (h / "kubepods").exists()
+        ]
+    found += [f"path {p}" for p in fixed_paths if p.exists()]
+    return found

@@ -36,12 +36,13 @@ IMAGES_SH = REPO_ROOT / "deploy" / "images.sh"
 DEFAULT_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"
 API_PORT = 6443
 NODE_READY_TIMEOUT = 120.0
-# Directories the kubelet and containerd use whatever their configuration says.
+# Directories the kubelet, containerd and the CNI plugins use whatever their configuration
+# says (none exists on a machine that never ran a node).
 FIXED_PATHS = (
-    Path("/var/lib/kubelet/device-plugins"),
-    Path("/var/lib/kubelet/pod-resources"),
-    Path("/var/lib/kubelet/plugins_registry"),
-    Path("/var/lib/kubelet/plugins"),
+    Path("/var/lib/kubelet"),
+    Path("/run/containerd"),
+    Path("/var/lib/cni"),
+    Path("/var/log/containers"),
 )
 
 
@@ -177,10 +178,10 @@ def down() -> list[str]:
     except (OSError, ValueError, TypeError):
         order = []
     # Every component (and the containerd shims), then what runs in the pods' cgroups.
-    leftovers = hoststate.processes_using([STATE_DIR, RUN_DIR])
+    leftovers = [p for p in hoststate.processes_using([STATE_DIR, RUN_DIR]) if p not in order]
     if leftovers:
-        found.append(f"{len(leftovers)} processes")
-    hoststate.kill_all(order + [p for p in leftovers if p not in order])
+        found.append(f"{len(leftovers)} processes not recorded (a killed run's?)")
+    hoststate.kill_all(order + leftovers)
     hoststate.kill_all(hoststate.pods_processes(), timeout=5)
     for root in (STATE_DIR, RUN_DIR):
         hoststate.unmount_under(root)
@@ -192,8 +193,8 @@ def down() -> list[str]:
         found.append(f"bridge {node.BRIDGE}")
     hoststate.delete_link(node.BRIDGE)
     hoststate.remove_cgroups("kubepods")
-    for path in FIXED_PATHS:
-        shutil.rmtree(path, ignore_errors=True)
+    for sub in ("device-plugins", "pod-resources", "plugins_registry", "plugins", "pki"):
+        shutil.rmtree(Path("/var/lib/kubelet") / sub, ignore_errors=True)
     _remove_if_empty(Path("/var/lib/kubelet"))
     _remove_cni_leftovers()
     restored = hoststate.restore_sysctls(SYSCTLS_RECORD)
@@ -201,6 +202,11 @@ def down() -> list[str]:
         found.append("sysctls restored")
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
+    left = hoststate.leftovers([STATE_DIR, RUN_DIR], node.BRIDGE, FIXED_PATHS)
+    changed = {k: v for k, v in hoststate.read_sysctls().items() if restored.get(k, v) != v}
+    left += [f"sysctl {k}={v} (was {restored[k]})" for k, v in changed.items()]
+    if left:
+        raise RuntimeError("the local node left this on the host: " + "; ".join(left))
     return found
 
 

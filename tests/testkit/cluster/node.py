@@ -238,6 +238,7 @@ def start_kubelet(c: Components, paths: NodePaths, cp: ControlPlane) -> None:
             f"--config={config}",
             f"--kubeconfig={kubeconfig}",
             f"--root-dir={paths.kubelet_root}",
+            f"--cert-dir={paths.kubelet_root / 'pki'}",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}",
             "--v=1",
