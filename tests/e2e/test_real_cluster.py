@@ -31,7 +31,8 @@ from testkit.cluster.fixtures import RealCluster
 from testkit.ports import free_port
 from testkit.processes import eventually
 
-pytestmark = pytest.mark.e2e
+# Generous: on a cold machine the first test also waits for the images to be built.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 NAMESPACE = "restate-examples"
 RELEASE = "restate-examples"
