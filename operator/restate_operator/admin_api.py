@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx
 
+from restate_operator import metrics
+
 _DEPLOYMENT_ID = re.compile(r"^dp_[A-Za-z0-9]+$")
+_DEPLOYMENT_PATH = re.compile(r"/deployments/[^/]+")
 
 
 class AdminApiError(Exception):
@@ -83,14 +86,19 @@ class AdminApi:
         await self._client.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        operation = f"{method} {_DEPLOYMENT_PATH.sub('/deployments/{id}', path.split('?')[0])}"
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.HTTPError as error:
+            metrics.ADMIN_API_CALLS.labels(operation, "unreachable").inc()
             raise AdminApiUnreachable(f"{self.base_url}: {type(error).__name__}: {error}") from None
         if response.status_code >= 500 and "META0003" not in response.text:
+            metrics.ADMIN_API_CALLS.labels(operation, "unreachable").inc()
             raise AdminApiUnreachable(
                 f"{method} {path}: {response.status_code} {_message(response)}"
             )
+        outcome = "rejected" if response.is_error and response.status_code != 404 else "ok"
+        metrics.ADMIN_API_CALLS.labels(operation, outcome).inc()
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -17,10 +17,37 @@ class Reason(StrEnum):
     ADMIN_API_REJECTED = "AdminApiRejected"
     CONFLICTING_REGISTRATION = "ConflictingRegistration"
     DRAINING = "Draining"
+    # RestateWorkload
+    VERSION_NOT_READY = "VersionNotReady"  # no version registered yet; waiting for its pods
 
 
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: list[dict[str, Any]] | None,
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int | None = None,
+) -> list[dict[str, Any]]:
+    """The conditions list with `kind` set; lastTransitionTime only moves when status flips."""
+    value = "True" if status else "False"
+    old = next((c for c in conditions or [] if c.get("type") == kind), None)
+    transition = old["lastTransitionTime"] if old and old.get("status") == value else now()
+    condition: dict[str, Any] = {
+        "type": kind,
+        "status": value,
+        "reason": str(reason),
+        "message": message[:1000],
+        "lastTransitionTime": transition,
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    others = [c for c in conditions or [] if c.get("type") != kind]
+    return [*others, condition]
 
 
 def ready_condition(
@@ -31,20 +58,7 @@ def ready_condition(
     previous: list[dict[str, Any]] | None,
 ) -> list[dict[str, Any]]:
     """The conditions list with `Ready` set; lastTransitionTime only moves when status flips."""
-    status = "True" if ready else "False"
-    old = next((c for c in previous or [] if c.get("type") == "Ready"), None)
-    transition = old["lastTransitionTime"] if old and old.get("status") == status else now()
-    condition: dict[str, Any] = {
-        "type": "Ready",
-        "status": status,
-        "reason": str(reason),
-        "message": message[:1000],
-        "lastTransitionTime": transition,
-    }
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    others = [c for c in previous or [] if c.get("type") != "Ready"]
-    return [*others, condition]
+    return set_condition(previous, "Ready", ready, reason, message, generation)
 
 
 def is_ready(status: dict[str, Any] | None) -> bool:

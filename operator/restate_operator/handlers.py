@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import math
 import time
 from typing import Any
 
@@ -22,19 +23,28 @@ import kopf
 
 from restate_operator import k8s, metrics
 from restate_operator.admin_api import AdminApi, AdminApiError
-from restate_operator.conditions import Reason, ready_condition
+from restate_operator.conditions import Reason, ready_condition, set_condition
 from restate_operator.reconcile import Outcome, reconcile
 from restate_operator.settings import get_settings
+from restate_operator.spec import RegistrationOptions, parse_registration, parse_workload
+from restate_operator.workload import KIND, WORKLOAD_LABEL, WorkloadOutcome, reconcile_workload
 
-GROUP, VERSION, PLURAL = k8s.GROUP, k8s.VERSION, k8s.PLURAL
+GROUP, VERSION, PLURAL, WORKLOADS = k8s.GROUP, k8s.VERSION, k8s.PLURAL, k8s.WORKLOADS
 FINALIZER = "examples.restate.dev/registration"
 DRAIN_POLL_SECONDS = 2.0
 
 # (namespace, name) of each running daemon -> the event that wakes it up.
 _wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
-# (namespace, name) -> last metadata.generation seen.
-_generations: dict[tuple[str | None, str], Any] = {}
-_QUIET_HANDLERS = ("registration_changed", "deployment_changed", "service_changed")
+_workload_wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
+# (plural, namespace, name) -> last metadata.generation seen.
+_generations: dict[tuple[str, str | None, str], Any] = {}
+_QUIET_HANDLERS = (
+    "registration_changed",
+    "deployment_changed",
+    "service_changed",
+    "workload_changed",
+    "replicaset_changed",
+)
 
 
 class _QuietWatchHandlers(logging.Filter):
@@ -99,9 +109,10 @@ def registrations_by_target(
     namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str | None, str, str], str]:
     """(namespace, kind, name) of the referenced Service and Deployment -> registration."""
+    parsed = parse_registration(spec)
     return {
-        (namespace, "service", spec.get("service", {}).get("name", "")): name,
-        (namespace, "deployment", spec.get("deployment", {}).get("name", "")): name,
+        (namespace, "service", parsed.service.name): name,
+        (namespace, "deployment", parsed.deployment.name): name,
     }
 
 
@@ -110,13 +121,9 @@ def registrations_by_endpoint(
     namespace: str | None, name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
 ) -> dict[tuple[str | None, str, int, str], tuple[str, str]]:
     """The Service address a registration claims -> (creationTimestamp, name)."""
-    service = spec.get("service", {})
-    key = (namespace, service.get("name", ""), service.get("port", 9080), _path(spec))
+    parsed = parse_registration(spec)
+    key = (namespace, parsed.service.name, parsed.service.port, parsed.clean_path)
     return {key: (meta.get("creationTimestamp", ""), name)}
-
-
-def _path(spec: Any) -> str:
-    return str(spec.get("path") or "").rstrip("/")
 
 
 # --------------------------------------------------------------------------- wake-ups
@@ -128,14 +135,21 @@ def registration_changed(
 ) -> None:
     # A new spec (generation) wakes the daemons of the namespace: the resource's own, and any
     # that conflicted with it. Status-only changes (our own patches) wake nobody.
-    key = (namespace, name)
-    generation = meta.get("generation")
-    if type in ("DELETED", None) or _generations.get(key) != generation:
+    if _new_generation(PLURAL, type, namespace, name, meta):
         _wake(namespace)
+
+
+def _new_generation(
+    plural: str, type: str | None, namespace: str | None, name: str, meta: Any
+) -> bool:
+    key = (plural, namespace, name)
+    generation = meta.get("generation")
+    changed = type in ("DELETED", None) or _generations.get(key) != generation
     if type == "DELETED":
         _generations.pop(key, None)
     else:
         _generations[key] = generation
+    return changed
 
 
 @kopf.on.event("apps", "v1", "deployments")
@@ -157,8 +171,8 @@ def _conflict(
     namespace: str | None, name: str, spec: Any, meta: Any, index: kopf.Index[Any, tuple[str, str]]
 ) -> str | None:
     """The name of an older registration of the same Service address, if any."""
-    service = spec.get("service", {})
-    key = (namespace, service.get("name", ""), service.get("port", 9080), _path(spec))
+    parsed = parse_registration(spec)
+    key = (namespace, parsed.service.name, parsed.service.port, parsed.clean_path)
     mine = (meta.get("creationTimestamp", ""), name)
     claims = sorted(set(index.get(key, [])) | {mine})
     return claims[0][1] if claims[0] != mine else None
@@ -190,7 +204,7 @@ async def registration_daemon(
                     settings,
                     namespace,
                     name,
-                    spec,
+                    parse_registration(spec),
                     status,
                     meta.get("generation"),
                     _conflict(namespace, name, spec, meta, by_endpoint),
@@ -210,6 +224,9 @@ async def registration_daemon(
                 metrics.ERRORS.labels("InternalError").inc()
                 failures += 1
                 delay = backoff(failures)
+            metrics.RECONCILE_DURATION.labels("RestateRegistration").observe(
+                time.monotonic() - started
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(_either(wakeup, stopped), timeout=delay)
     finally:
@@ -318,25 +335,43 @@ async def delete_registration(
     logger: kopf.Logger,
     **_: Any,
 ) -> None:
-    """Drain: wait (at most drainTimeoutSeconds) until no unfinished invocation is pinned to
-    the deployment(s), then remove them with force. Force: remove at once. Orphan: leave them.
-    If the admin API stays unreachable, deletion gives up after the drain timeout plus
-    FORCE_DELETION_TIMEOUT_SECONDS, leaving the Restate deployment behind (Warning event)."""
+    """The RestateRegistration's deployment(s): see `_remove_from_restate`."""
     assert namespace is not None
-    settings = get_settings()
-    policy = spec.get("deletionPolicy", "Drain")
     ids = [
         i for i in [status.get("deploymentId"), *(status.get("supersededDeploymentIds") or [])] if i
     ]
     metrics.set_ready(namespace, name, False)
+    await _remove_from_restate(
+        body, PLURAL, namespace, name, parse_registration(spec), status, meta, ids, retry, logger
+    )
+
+
+async def _remove_from_restate(
+    body: kopf.Body,
+    plural: str,
+    namespace: str,
+    name: str,
+    options: RegistrationOptions,
+    status: Any,
+    meta: Any,
+    ids: list[str],
+    retry: int,
+    logger: kopf.Logger,
+) -> None:
+    """Drain: wait (at most drainTimeoutSeconds) until no unfinished invocation is pinned to
+    the deployment(s), then remove them with force. Force: remove at once. Orphan: leave them.
+    If the admin API stays unreachable, deletion gives up after the drain timeout plus
+    FORCE_DELETION_TIMEOUT_SECONDS, leaving the Restate deployment behind (Warning event)."""
+    settings = get_settings()
+    policy = options.deletion_policy
     if not ids:
         return
     if policy == "Orphan":
         kopf.event(body, type="Normal", reason="Orphaned", message=f"left in Restate: {ids}")
         return
     elapsed = _age(meta)
-    drain_timeout = float(spec.get("drainTimeoutSeconds", 600)) if policy == "Drain" else 0.0
-    admin_url = spec.get("adminUrl") or settings.restate_admin_url
+    drain_timeout = float(options.drain_timeout_seconds) if policy == "Drain" else 0.0
+    admin_url = options.admin(settings.restate_admin_url)
     try:
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
             if elapsed < drain_timeout:
@@ -354,6 +389,7 @@ async def delete_registration(
                                 False, Reason.DRAINING, message, None, status.get("conditions")
                             )
                         },
+                        plural=plural,
                     )
                     raise kopf.TemporaryError(
                         message, delay=min(DRAIN_POLL_SECONDS, drain_timeout - elapsed)
@@ -381,3 +417,172 @@ async def delete_registration(
         raise kopf.TemporaryError(str(error), delay=delay) from None
     kopf.event(body, type="Normal", reason="Deregistered", message=f"removed from Restate: {ids}")
     logger.info(f"removed Restate deployment(s) {ids} ({policy})")
+
+
+# --------------------------------------------------------------------------- RestateWorkload
+
+
+def _wake_workload(namespace: str | None, name: str | None = None) -> None:
+    for (ns, workload), event in list(_workload_wakeups.items()):
+        if ns == namespace and (name is None or workload == name):
+            event.set()
+
+
+@kopf.on.event(GROUP, VERSION, WORKLOADS)
+def workload_changed(
+    type: str, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
+) -> None:
+    # A new spec (a template, replicas through the scale subresource) wakes its daemon; our
+    # own status patches do not.
+    if _new_generation(WORKLOADS, type, namespace, name, meta):
+        _wake_workload(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "replicasets", labels={WORKLOAD_LABEL: kopf.PRESENT})
+def replicaset_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    _wake_workload(namespace, labels.get(WORKLOAD_LABEL))
+
+
+@kopf.daemon(GROUP, VERSION, WORKLOADS, cancellation_timeout=5.0)
+async def workload_daemon(
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Reconciles one RestateWorkload (workload.py), then sleeps: DRAIN_POLL_SECONDS while a
+    rollout is pending or versions drain (or until a drain delay ends), the short retry while
+    the admin API does not answer, the backoff after a refusal, else DRIFT_CHECK_SECONDS."""
+    assert namespace is not None
+    settings = get_settings()
+    key = (namespace, name)
+    wakeup = _workload_wakeups.setdefault(key, asyncio.Event())
+    status: dict[str, Any] = dict(body.get("status") or {})
+    failures = 0
+    try:
+        while not stopped:
+            wakeup.clear()
+            started = time.monotonic()
+            meta = body.meta
+            try:
+                outcome = await reconcile_workload(
+                    settings,
+                    namespace,
+                    name,
+                    str(meta.get("uid")),
+                    dict(meta.get("labels") or {}),
+                    parse_workload(body.spec),
+                    status,
+                    meta.get("generation"),
+                )
+                status = await _record_workload(body, namespace, name, status, outcome, logger)
+                failures = failures + 1 if outcome.failed else 0
+                if outcome.failed:
+                    delay = failure_delay(outcome.reason, failures)
+                elif outcome.busy:
+                    delay = min(settings.drain_poll_seconds, outcome.wake_in or math.inf)
+                else:
+                    delay = settings.drift_check_seconds
+            except Exception as error:  # a bug or an API server hiccup: log, back off, go on
+                logger.exception(f"reconciliation failed: {error}")
+                metrics.RECONCILES.labels("error").inc()
+                metrics.ERRORS.labels("InternalError").inc()
+                failures += 1
+                delay = backoff(failures)
+            metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_either(wakeup, stopped), timeout=max(delay, 0.1))
+    finally:
+        _workload_wakeups.pop(key, None)
+        metrics.set_workload(namespace, name, {}, {})
+
+
+async def _record_workload(
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    status: dict[str, Any],
+    outcome: WorkloadOutcome,
+    logger: kopf.Logger,
+) -> dict[str, Any]:
+    """Writes status, metrics, logs and Events (each step, each change of reason)."""
+    previous = status.get("conditions") or []
+    old: dict[str, Any] = next((c for c in previous if c.get("type") == "Ready"), {})
+    generation = outcome.fields.get("observedGeneration")
+    conditions = set_condition(
+        previous, "Ready", outcome.ready, outcome.reason, outcome.message, generation
+    )
+    fields = outcome.fields
+    rolling = fields.get("currentVersion") != fields.get("desiredVersion")
+    # `Reconciling` (kstatus): `helm install/upgrade --wait` waits until the version the spec
+    # describes is registered (not for older versions to drain).
+    conditions = set_condition(
+        conditions,
+        "Reconciling",
+        rolling,
+        str(outcome.reason) if rolling else "Current",
+        outcome.message if rolling else f"version {fields.get('currentVersion')} is current",
+        generation,
+    )
+    patch = {**fields, "conditions": conditions}
+    changed = {k: v for k, v in patch.items() if status.get(k) != v}
+    if changed:
+        await k8s.patch_status(namespace, name, changed, plural=WORKLOADS)
+    status = {k: v for k, v in {**status, **patch}.items() if v is not None}
+
+    versions = fields.get("versions") or []
+    states: dict[str, int] = {}
+    for version in versions:
+        states[version["state"]] = states.get(version["state"], 0) + 1
+    pinned = {v["hash"]: int(v.get("pinnedInvocations") or 0) for v in versions}
+    metrics.set_workload(namespace, name, states, pinned)
+    for seconds in outcome.registered_after:
+        metrics.READY_TO_REGISTERED.observe(seconds)
+    for seconds in outcome.drained_after:
+        metrics.DRAIN_DURATION.observe(seconds)
+    result = "error" if outcome.failed else ("ok" if outcome.ready else "pending")
+    metrics.RECONCILES.labels(result).inc()
+    if not outcome.ready:
+        metrics.ERRORS.labels(str(outcome.reason)).inc()
+
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        (logger.warning if event.type == "Warning" else logger.info)(
+            f"{event.reason}: {event.message}"
+        )
+    if (old.get("reason"), old.get("message")) != (str(outcome.reason), outcome.message):
+        warning = outcome.failed
+        if old.get("reason") != str(outcome.reason) or warning:
+            kopf.event(
+                body,
+                type="Warning" if warning else "Normal",
+                reason=str(outcome.reason),
+                message=outcome.message,
+            )
+        (logger.warning if warning else logger.info)(f"{outcome.reason}: {outcome.message}")
+    return status
+
+
+@kopf.on.delete(GROUP, VERSION, WORKLOADS)
+async def delete_workload(
+    namespace: str | None,
+    name: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    body: kopf.Body,
+    retry: int,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """Every version's Restate deployment, by the deletion policy (`_remove_from_restate`);
+    the pods keep serving meanwhile. The ReplicaSets and Services go with the resource
+    (owner references: the garbage collector deletes them once the finalizer is removed)."""
+    assert namespace is not None
+    ids = [v["deploymentId"] for v in status.get("versions") or [] if v.get("deploymentId")]
+    await _remove_from_restate(
+        body, WORKLOADS, namespace, name, parse_workload(spec), status, meta, ids, retry, logger
+    )
+    metrics.set_workload(namespace, name, {}, {})

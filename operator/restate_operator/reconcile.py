@@ -36,8 +36,6 @@ did not register, it reports ConflictingRegistration instead of fighting over it
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +43,7 @@ from restate_operator import k8s
 from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
 from restate_operator.conditions import Reason, now
 from restate_operator.settings import Settings
+from restate_operator.spec import RegistrationSpec, revision_marker, template_hash
 
 
 @dataclass
@@ -60,28 +59,10 @@ class Outcome:
     available_since: datetime.datetime | None = None
 
 
-def template_hash(deployment: dict[str, Any]) -> str:
-    """Hash of the Deployment's pod template: changes with every rollout (and rollback)."""
-    template = deployment.get("spec", {}).get("template", {})
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def revision_marker(pod_template_hash: str, spec: dict[str, Any]) -> str:
-    """Hash of what a registration depends on: pod template and registration options."""
-    options = [pod_template_hash, spec.get("useHttp11", False), spec.get("additionalHeaders", {})]
-    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def endpoint_for(settings: Settings, namespace: str, spec: dict[str, Any], marker: str) -> str:
+def endpoint_for(settings: Settings, namespace: str, spec: RegistrationSpec, marker: str) -> str:
     """The Service's address plus a per-revision path segment `/rev-<marker>`."""
-    path = (spec.get("path") or "").rstrip("/") + f"/rev-{marker}"
-    service = spec["service"]
-    return settings.endpoint_template.format(
-        service=service["name"],
-        namespace=namespace,
-        port=service.get("port", 9080),
-        path=path,
-        cluster_domain=settings.cluster_domain,
+    return settings.endpoint(
+        spec.service.name, namespace, spec.service.port, f"{spec.clean_path}/rev-{marker}"
     )
 
 
@@ -139,29 +120,29 @@ async def reconcile(
     settings: Settings,
     namespace: str,
     name: str,
-    spec: dict[str, Any],
+    spec: RegistrationSpec,
     status: dict[str, Any],
     generation: int | None,
     conflict_with: str | None,
 ) -> Outcome:
-    service_ref, deployment_name = spec["service"], spec["deployment"]["name"]
-    port = service_ref.get("port", 9080)
+    service_name, deployment_name = spec.service.name, spec.deployment.name
+    port = spec.service.port
     base = {"observedGeneration": generation}
     if conflict_with:
         return Outcome(
             False,
             Reason.CONFLICTING_REGISTRATION,
-            f"Service {service_ref['name']}:{port}{spec.get('path') or ''} is already registered "
+            f"Service {service_name}:{port}{spec.path} is already registered "
             f"by RestateRegistration {conflict_with} (created earlier); delete one of the two",
             base,
         )
-    service = await k8s.read_service(namespace, service_ref["name"])
+    service = await k8s.read_service(namespace, service_name)
     if service is None or not _service_has_port(service, port):
         what = "does not exist" if service is None else f"has no port {port}"
         return Outcome(
             False,
             Reason.SERVICE_NOT_FOUND,
-            f"Service {namespace}/{service_ref['name']} {what}; create it (or fix spec.service)",
+            f"Service {namespace}/{service_name} {what}; create it (or fix spec.service)",
             base,
         )
     deployment = await k8s.read_deployment(namespace, deployment_name)
@@ -192,7 +173,7 @@ async def reconcile(
 
     pod_template_hash = template_hash(deployment)
     endpoint = endpoint_for(settings, namespace, spec, revision_marker(pod_template_hash, spec))
-    admin_url = (spec.get("adminUrl") or settings.restate_admin_url).rstrip("/")
+    admin_url = spec.admin(settings.restate_admin_url)
     ours = {status.get("deploymentId"), *(status.get("supersededDeploymentIds") or [])} - {None}
     try:
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
@@ -205,7 +186,7 @@ async def reconcile(
 
 async def _register(
     admin: AdminApi,
-    spec: dict[str, Any],
+    spec: RegistrationSpec,
     status: dict[str, Any],
     ours: set[str],
     endpoint: str,
@@ -217,7 +198,7 @@ async def _register(
     latest = await admin.latest_deployments()
     found = next((d for d in existing if same_endpoint(d.uri, endpoint)), None)
     registered: RestateDeployment | None = None
-    http11, headers = bool(spec.get("useHttp11", False)), spec.get("additionalHeaders") or {}
+    http11, headers = spec.use_http_11, spec.additional_headers
     if found is None:
         # A new revision (or Restate lost it: drift): a new URI, so Restate discovers it anew.
         registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)

@@ -46,8 +46,21 @@ class Settings(BaseSettings):
     # A Force deletion that cannot reach the admin API gives up after this long (the Restate
     # deployment is then left behind, with a Warning event): deletion never hangs forever.
     force_deletion_timeout_seconds: float = Field(300.0, ge=0)
+    # While a RestateWorkload has versions draining or a rollout pending: how often the
+    # invocations pinned to old versions are counted (SQL over sys_invocation_status).
+    drain_poll_seconds: float = Field(5.0, gt=0)
     log_format: Literal["json", "plain", "full"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def endpoint(self, service: str, namespace: str, port: int, path: str) -> str:
+        """The address Restate is given for a Service (ENDPOINT_TEMPLATE)."""
+        return self.endpoint_template.format(
+            service=service,
+            namespace=namespace,
+            port=port,
+            path=path,
+            cluster_domain=self.cluster_domain,
+        )
 
     @field_validator("restate_admin_url")
     @classmethod

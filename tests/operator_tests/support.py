@@ -25,16 +25,21 @@ from testkit.restate import EXAMPLES, REPO, ExampleService, RestateServer
 
 CHART = REPO / "deploy" / "helm" / "restate-examples"
 CRD = CHART / "crds" / "restateregistrations.yaml"
+WORKLOAD_CRD = CHART / "crds" / "restateworkloads.yaml"
 RULES = CHART / "files" / "operator-rules.yaml"
 GROUP, VERSION, PLURAL = "examples.restate.dev", "v1alpha1", "restateregistrations"
+WORKLOADS = "restateworkloads"
 HERE = Path(__file__).resolve().parent
 DRIFT_SECONDS = 2.0
 
 
 @pytest.fixture(scope="session")
 def crd(kube: Kube) -> Path:
-    kube.kubectl("apply", "-f", str(CRD))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    for crd_file, plural in ((CRD, PLURAL), (WORKLOAD_CRD, WORKLOADS)):
+        kube.kubectl("apply", "-f", str(crd_file))
+        kube.kubectl(
+            "wait", "--for=condition=Established", f"crd/{plural}.{GROUP}", "--timeout=60s"
+        )
     return CRD
 
 
@@ -50,7 +55,10 @@ class Operator:
                 "KUBECONFIG": str(kubeconfig),
                 "WATCH_NAMESPACE": namespace,
                 "RESTATE_ADMIN_URL": admin_url,
-                "ENDPOINT_TEMPLATE": "http://127.0.0.1:{port}{path}",
+                # Every Service is this machine's service process; the Service name at the end
+                # keeps each RestateWorkload version's URI distinct, as its Service does.
+                "ENDPOINT_TEMPLATE": "http://127.0.0.1:{port}{path}/{service}",
+                "DRAIN_POLL_SECONDS": "1",
                 "BIND_HOST": "127.0.0.1",
                 "METRICS_PORT": str(self.metrics_port),
                 "LIVENESS_PORT": str(self.liveness_port),
@@ -280,15 +288,83 @@ class OperatorEnv:
         self.server.base_dir.mkdir()
         self.server.start()
 
+    # ----------------------------------------------------------------- RestateWorkloads
+
+    def create_workload(self, name: str, port: int, version: str = "v1", **extra: Any) -> None:
+        spec = {"selector": {"matchLabels": {"app": name}},
+                "template": workload_template(name, version), "port": port, **extra}  # fmt: skip
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RestateWorkload",
+                "metadata": {"name": name}, "spec": spec}  # fmt: skip
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKLOADS, body)
+
+    def workload(self, name: str) -> dict[str, Any]:
+        body = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, WORKLOADS, name
+        )
+        return cast(dict[str, Any], body)
+
+    def patch_workload(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, WORKLOADS, name, patch
+        )
+
+    def set_workload_version(self, name: str, version: str) -> None:
+        self.patch_workload(name, {"spec": {"template": workload_template(name, version)}})
+
+    def workload_status(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.workload(name).get("status") or {}
+        return status
+
+    def wait_workload(self, name: str, check: Any, timeout: float, what: str) -> dict[str, Any]:
+        """Waits until check(status) is true; returns the status."""
+        status: dict[str, Any] = eventually(
+            lambda: (s := self.workload_status(name)) and check(s) and s, timeout, what
+        )
+        return status
+
+    def workload_gone(self, name: str) -> bool:
+        try:
+            self.workload(name)
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    def replicasets(self, workload: str) -> dict[str, int]:
+        """Version -> spec.replicas of the workload's ReplicaSets."""
+        items = self.plain(
+            self.apps.list_namespaced_replica_set(
+                self.namespace, label_selector=f"examples.restate.dev/workload={workload}"
+            )
+        )["items"]
+        return {
+            rs["metadata"]["labels"]["examples.restate.dev/version"]: rs["spec"]["replicas"]
+            for rs in items
+        }
+
+    def plain(self, obj: Any) -> Any:
+        """A kubernetes client object as the API server's JSON."""
+        return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+    def version_services(self, workload: str) -> set[str]:
+        items = self.plain(
+            self.core.list_namespaced_service(
+                self.namespace, label_selector=f"examples.restate.dev/workload={workload}"
+            )
+        )["items"]
+        return {s["metadata"]["name"] for s in items}
+
     def close(self) -> None:
         self.operator.stop()
         # Without the operator nothing removes the finalizers: let the namespace go.
-        listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
-        for item in cast(dict[str, Any], listed)["items"]:
-            patch: dict[str, Any] = {"metadata": {"finalizers": []}}
-            self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, item["metadata"]["name"], patch
+        for plural in (PLURAL, WORKLOADS):
+            listed = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural
             )
+            for item in cast(dict[str, Any], listed)["items"]:
+                patch: dict[str, Any] = {"metadata": {"finalizers": []}}
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, plural, item["metadata"]["name"], patch
+                )
         for service in self.services:
             service.stop()
         self.server.stop()
@@ -304,8 +380,17 @@ def env(
     setup.close()
 
 
+def workload_template(name: str, version: str) -> dict[str, Any]:
+    """A pod template (kwok runs no container); VERSION makes a new version."""
+    return {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": "service", "image": "registry.k8s.io/pause:3.10",
+                                 "env": [{"name": "VERSION", "value": version}]}]},
+    }  # fmt: skip
+
+
 def spec_for(service: str, port: int, **extra: Any) -> dict[str, Any]:
     return {"service": {"name": service, "port": port}, "deployment": {"name": service}, **extra}
 
 
-__all__ = ["EXAMPLES", "OperatorEnv", "crd", "env", "eventually", "spec_for"]
+__all__ = ["EXAMPLES", "OperatorEnv", "crd", "env", "eventually", "spec_for", "workload_template"]

@@ -9,8 +9,17 @@ import pytest
 from restate_operator import __main__ as entry
 from restate_operator.conditions import Reason, ready_condition
 from restate_operator.handlers import backoff, failure_delay
-from restate_operator.reconcile import endpoint_for, revision_marker, rollout_state, template_hash
+from restate_operator.reconcile import endpoint_for, rollout_state
 from restate_operator.settings import Settings, get_settings
+from restate_operator.spec import (
+    RegistrationSpec,
+    parse_registration,
+    parse_workload,
+    revision_marker,
+    template_hash,
+    version_hash,
+)
+from restate_operator.workload import endpoint_of, replicaset_body, replicaset_ready
 
 
 def deployment(**status: Any) -> dict[str, Any]:
@@ -46,22 +55,29 @@ def test_rollout_state() -> None:
 
 def test_revision_marker_follows_template_and_options() -> None:
     d = deployment()
-    base = revision_marker(template_hash(d), {})
+    plain = reg({})
+    base = revision_marker(template_hash(d), plain)
     changed = deployment()
     changed["spec"]["template"]["spec"]["containers"][0]["image"] = "a:2"
-    assert revision_marker(template_hash(changed), {}) != base
-    assert revision_marker(template_hash(d), {"useHttp11": True}) != base
-    assert revision_marker(template_hash(d), {"additionalHeaders": {"x": "1"}}) != base
-    assert revision_marker(template_hash(deployment(replicas=7)), {}) == base  # status ignored
+    assert revision_marker(template_hash(changed), plain) != base
+    assert revision_marker(template_hash(d), reg({"useHttp11": True})) != base
+    assert revision_marker(template_hash(d), reg({"additionalHeaders": {"x": "1"}})) != base
+    assert revision_marker(template_hash(deployment(replicas=7)), plain) == base  # status ignored
+    # The markers of earlier operator versions are kept: no re-registration on upgrade.
+    assert base == "26bbac215d"  # what the operator before RestateWorkload computed
+
+
+def reg(extra: dict[str, Any]) -> RegistrationSpec:
+    return parse_registration({"service": {"name": "s"}, "deployment": {"name": "d"}, **extra})
 
 
 def test_endpoint_template() -> None:
-    spec = {"service": {"name": "greeter", "port": 9080}, "path": "/restate/"}
+    spec = reg({"service": {"name": "greeter", "port": 9080}, "path": "/restate/"})
     assert endpoint_for(Settings(), "ns", spec, "abc") == (
         "http://greeter.ns.svc.cluster.local:9080/restate/rev-abc"
     )
     local = Settings(endpoint_template="http://127.0.0.1:{port}{path}")
-    assert endpoint_for(local, "ns", {"service": {"name": "g", "port": 1}}, "x") == (
+    assert endpoint_for(local, "ns", reg({"service": {"name": "g", "port": 1}}), "x") == (
         "http://127.0.0.1:1/rev-x"
     )
     with pytest.raises(ValueError):
@@ -76,9 +92,13 @@ def test_endpoint_uses_the_cluster_domain(monkeypatch: pytest.MonkeyPatch) -> No
         settings = get_settings()
     finally:
         get_settings.cache_clear()
-    spec = {"service": {"name": "greeter", "port": 9080}}
+    spec = reg({"service": {"name": "greeter", "port": 9080}})
     assert endpoint_for(settings, "ns", spec, "abc") == (
         "http://greeter.ns.svc.corp.example:9080/rev-abc"
+    )
+    workload = parse_workload({"selector": {}, "template": {}, "path": "/r/"})
+    assert endpoint_of(settings, "ns", "greeter", workload, "0123456789") == (
+        "http://greeter-0123456789.ns.svc.corp.example:9080/r"
     )
     with pytest.raises(ValueError):
         Settings(cluster_domain="http://x/")
@@ -115,3 +135,46 @@ def test_entry_point_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args[:2] == ["run", "--standalone"]
     assert args[args.index("--namespace") :][:2] == ["--namespace", "apps"]
     assert "http://0.0.0.0:8080/healthz" in args
+
+
+def workload(**extra: Any) -> dict[str, Any]:
+    template = {"metadata": {"labels": {"app": "g"}},
+                "spec": {"containers": [{"name": "c", "image": "a:1"}]}}  # fmt: skip
+    return {"selector": {"matchLabels": {"app": "g"}}, "template": template, **extra}
+
+
+def test_a_version_is_code_and_how_restate_calls_it_not_a_restart_or_replicas() -> None:
+    base = version_hash(parse_workload(workload()))
+    assert len(base) == 10
+    assert version_hash(parse_workload(workload(replicas=5, drainDelaySeconds=1))) == base
+    restarted = workload()
+    restarted["template"]["metadata"]["annotations"] = {
+        "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"
+    }
+    assert version_hash(parse_workload(restarted)) == base
+    new_image = workload()
+    new_image["template"]["spec"]["containers"][0]["image"] = "a:2"
+    assert version_hash(parse_workload(new_image)) != base
+    for option in ({"port": 9081}, {"path": "/x"}, {"useHttp11": True},
+                   {"additionalHeaders": {"h": "v"}}):  # fmt: skip
+        assert version_hash(parse_workload(workload(**option))) != base, option
+
+
+def test_a_versions_replicaset_selects_only_its_pods() -> None:
+    spec = parse_workload(workload(replicas=2))
+    body = replicaset_body("ns", "g", "uid-1", spec, "abc")
+    labels = {
+        "app": "g",
+        "examples.restate.dev/workload": "g",
+        "examples.restate.dev/version": "abc",
+    }
+    assert body["metadata"]["name"] == "g-abc"
+    assert body["spec"]["selector"] == {"matchLabels": labels}
+    assert body["spec"]["template"]["metadata"]["labels"] == labels
+    assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert spec.template["metadata"]["labels"] == {"app": "g"}  # the spec is not changed
+    status = {"observedGeneration": 1, "readyReplicas": 2, "availableReplicas": 2}
+    ready = {"metadata": {"generation": 1}, "spec": {"replicas": 2}, "status": status}
+    assert replicaset_ready(ready, 2) == (True, 2)
+    assert replicaset_ready(ready, 3)[0] is False
+    assert replicaset_ready({**ready, "status": {"readyReplicas": 2}}, 2)[0] is False

@@ -1,0 +1,524 @@
+"""One reconciliation of a RestateWorkload: versions, their pods, Services and Restate deployments.
+
+A version is the hash of the pod template (without the restart annotation) and of how Restate
+calls it (port, path, HTTP/1.1, headers). Each version gets
+
+- a ReplicaSet `<name>-<hash>` (pods labelled examples.restate.dev/workload and /version), and
+- a ClusterIP Service `<name>-<hash>` selecting exactly those pods,
+
+both owned by the RestateWorkload (garbage-collected with it). Once the ReplicaSet of the
+version the spec describes is Ready (every replica ready and available), its Service address
+`http://<name>-<hash>.<namespace>.svc.<cluster domain>:<port><path>` is registered with Restate
+(a plain POST: a new deployment, discovery runs, it becomes the latest for its services), and it
+is the *current* version. Every other version is *draining*: its pods stay while an invocation
+that is not completed is pinned to its Restate deployment (SQL over sys_invocation_status), or
+while it is still the latest deployment of a service the current version does not have; then,
+`drainDelaySeconds` after it was found drained, it is *removed*: its Restate deployment is
+deleted (DELETE ?force=true), its ReplicaSet scaled to 0 and deleted, its Service deleted.
+
+A rollback (the spec describes a version that still exists) scales that version's ReplicaSet
+back up and, once Ready, re-registers its URI with `force` so that it becomes the latest again:
+the same URI means the same code, and Restate keeps one deployment for it (no duplicate). A
+version already removed is simply created and registered anew.
+
+`replicas` (and the scale subresource) applies to the version the spec describes only; draining
+versions keep the pods they had. A change of the restart annotation alone keeps the version
+(same Service, same Restate deployment): its pods are replaced one at a time, each only once
+all replicas are ready again.
+
+The admin API not answering never changes a version's state: nothing is registered, drained or
+removed until it answers again, so a rollout waits and then completes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from restate_operator import k8s
+from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
+from restate_operator.conditions import Reason, now
+from restate_operator.settings import Settings
+from restate_operator.spec import RESTART_ANNOTATION, WorkloadSpec, version_hash
+
+WORKLOAD_LABEL = "examples.restate.dev/workload"
+VERSION_LABEL = "examples.restate.dev/version"
+KIND = "RestateWorkload"
+PENDING, CURRENT, DRAINING, REMOVING = "Pending", "Current", "Draining", "Removing"
+# Labels of the workload not copied to its Services: they would claim Helm manages them.
+_NOT_COPIED = ("app.kubernetes.io/managed-by", "helm.sh/chart")
+
+# (namespace, name, version) -> time.monotonic() when its ReplicaSet was first seen Ready.
+_ready_seen: dict[tuple[str, str, str], float] = {}
+
+
+@dataclass
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class WorkloadOutcome:
+    ready: bool
+    reason: Reason
+    message: str
+    fields: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    failed: bool = False  # an admin API error: retry soon
+    busy: bool = False  # a rollout pending or versions draining: poll
+    wake_in: float | None = None  # a drain delay ends then
+    registered_after: list[float] = field(default_factory=list)  # Ready -> registered, seconds
+    drained_after: list[float] = field(default_factory=list)  # draining -> removed, seconds
+
+
+def object_name(name: str, version: str) -> str:
+    return f"{name}-{version}"
+
+
+def endpoint_of(
+    settings: Settings, namespace: str, name: str, spec: WorkloadSpec, version: str
+) -> str:
+    return settings.endpoint(object_name(name, version), namespace, spec.port, spec.clean_path)
+
+
+def _stamp() -> str:
+    """Now, to the millisecond (drain delays are counted from these)."""
+    return (
+        datetime.datetime.now(datetime.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _parse(stamp: str | None) -> datetime.datetime | None:
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _since(stamp: str | None) -> float:
+    parsed = _parse(stamp)
+    if parsed is None:
+        return 0.0
+    return max(0.0, (datetime.datetime.now(datetime.UTC) - parsed).total_seconds())
+
+
+def replicaset_body(
+    namespace: str, name: str, uid: str, spec: WorkloadSpec, version: str
+) -> dict[str, Any]:
+    ours = {WORKLOAD_LABEL: name, VERSION_LABEL: version}
+    template = _copy(spec.template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **ours}
+    selector = spec.selector.as_dict()
+    selector["matchLabels"] = {**selector.get("matchLabels", {}), **ours}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": object_name(name, version),
+            "namespace": namespace,
+            "labels": dict(metadata["labels"]),
+            "ownerReferences": [_owner(name, uid)],
+        },
+        "spec": {"replicas": spec.replicas, "selector": selector, "template": template},
+    }
+
+
+def service_body(
+    namespace: str, name: str, uid: str, labels: dict[str, str], spec: WorkloadSpec, version: str
+) -> dict[str, Any]:
+    ours = {WORKLOAD_LABEL: name, VERSION_LABEL: version}
+    copied = {k: v for k, v in labels.items() if k not in _NOT_COPIED}
+    port: dict[str, Any] = {"port": spec.port, "targetPort": spec.port, "protocol": "TCP"}
+    if spec.use_http_11:
+        port |= {"name": "http", "appProtocol": "http"}
+    else:  # Restate speaks HTTP/2 cleartext (prior knowledge) to the services
+        port |= {"name": "http2", "appProtocol": "kubernetes.io/h2c"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": object_name(name, version),
+            "namespace": namespace,
+            "labels": {**copied, **ours, "app.kubernetes.io/managed-by": "restate-operator"},
+            "ownerReferences": [_owner(name, uid)],
+        },
+        "spec": {"type": "ClusterIP", "selector": ours, "ports": [port]},
+    }
+
+
+def _owner(name: str, uid: str) -> dict[str, Any]:
+    return {"apiVersion": f"{k8s.GROUP}/{k8s.VERSION}", "kind": KIND, "name": name, "uid": uid,
+            "controller": True}  # fmt: skip
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _restart_of(template: dict[str, Any]) -> str | None:
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(RESTART_ANNOTATION)
+    return None if value is None else str(value)
+
+
+def replicaset_ready(rs: dict[str, Any], wanted: int) -> tuple[bool, int]:
+    """(every wanted replica ready and available, ready replicas)."""
+    status = rs.get("status") or {}
+    ready = int(status.get("readyReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    generation = int(rs.get("metadata", {}).get("generation") or 0)
+    complete = (
+        wanted >= 1
+        and observed >= generation
+        and int(rs.get("spec", {}).get("replicas") or 0) == wanted
+        and ready >= wanted
+        and available >= wanted
+    )
+    return complete, ready
+
+
+def selector_string(name: str, spec: WorkloadSpec, version: str) -> str:
+    labels = {**spec.selector.match_labels, WORKLOAD_LABEL: name, VERSION_LABEL: version}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+class _Pass:
+    """The state of one reconciliation."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        namespace: str,
+        name: str,
+        spec: WorkloadSpec,
+        status: dict[str, Any],
+    ) -> None:
+        self.settings, self.namespace, self.name, self.spec = settings, namespace, name, spec
+        self.desired = version_hash(spec)
+        self.current: str | None = status.get("currentVersion")
+        self.versions: dict[str, dict[str, Any]] = {
+            v["hash"]: dict(v) for v in status.get("versions") or [] if v.get("hash")
+        }
+        self.events: list[Event] = []
+        self.registered_after: list[float] = []
+        self.drained_after: list[float] = []
+        self.wake_in: float | None = None
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+    def endpoint(self, version: str) -> str:
+        return endpoint_of(self.settings, self.namespace, self.name, self.spec, version)
+
+
+async def reconcile_workload(
+    settings: Settings,
+    namespace: str,
+    name: str,
+    uid: str,
+    labels: dict[str, str],
+    spec: WorkloadSpec,
+    status: dict[str, Any],
+    generation: int | None,
+) -> WorkloadOutcome:
+    p = _Pass(settings, namespace, name, spec, status)
+    selector = f"{WORKLOAD_LABEL}={name}"
+    replicasets = {
+        rs["metadata"]["labels"].get(VERSION_LABEL): rs
+        for rs in await k8s.list_replicasets(namespace, selector)
+    }
+    services = {
+        s["metadata"]["labels"].get(VERSION_LABEL)
+        for s in await k8s.list_services(namespace, selector)
+    }
+    for version in replicasets:  # e.g. status lost: adopt what exists
+        if version and version not in p.versions:
+            p.versions[version] = {"hash": version, "state": DRAINING, "drainingSince": _stamp()}
+
+    # 1. The version the spec describes: its Service and ReplicaSet, scaled to spec.replicas.
+    desired = p.desired
+    if desired not in services:
+        await k8s.create_service(
+            namespace, service_body(namespace, name, uid, labels, spec, desired)
+        )
+    rs = replicasets.get(desired)
+    if rs is None:
+        rs = await k8s.create_replicaset(
+            namespace, replicaset_body(namespace, name, uid, spec, desired)
+        )
+        p.event(
+            "VersionCreated",
+            f"version {desired}: ReplicaSet and Service {object_name(name, desired)} "
+            f"({spec.replicas} replica(s))",
+        )
+    else:
+        await _scale_and_restart(p, rs)
+    entry = p.versions.setdefault(desired, {"hash": desired, "state": PENDING})
+    ready, ready_replicas = replicaset_ready(rs, spec.replicas)
+    entry.update(replicas=spec.replicas, readyReplicas=ready_replicas)
+    if entry.get("state") in (DRAINING, REMOVING):  # a rollback to a version still there
+        for stale in ("drainingSince", "drainedAt", "pinnedInvocations", "message"):
+            entry.pop(stale, None)
+        entry["state"] = PENDING
+    if ready:
+        _ready_seen.setdefault((namespace, name, desired), time.monotonic())
+    for version, other in p.versions.items():
+        if version != desired:
+            found = replicasets.get(version) or {}
+            other["readyReplicas"] = int((found.get("status") or {}).get("readyReplicas") or 0)
+            other["replicas"] = int((found.get("spec") or {}).get("replicas") or 0)
+
+    # 2. Restate: register the desired version once Ready, drain and remove the others.
+    conflict: str | None = None
+    failure: AdminApiError | None = None
+    try:
+        admin_url = spec.admin(settings.restate_admin_url)
+        async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
+            existing = {d.id: d for d in await admin.deployments()}
+            latest = await admin.latest_deployments()
+            if ready:
+                conflict = await _register(p, admin, existing, latest, rs)
+            if conflict is None:
+                for version in sorted(p.versions):
+                    if version not in (p.current, desired):
+                        await _drain(p, admin, version, existing, latest, replicasets)
+    except AdminApiError as error:
+        failure = error
+    return _outcome(p, rs, generation, conflict, failure, ready)
+
+
+async def _scale_and_restart(p: _Pass, rs: dict[str, Any]) -> None:
+    """spec.replicas on the desired version's ReplicaSet; restart annotation: one pod at a time."""
+    name = rs["metadata"]["name"]
+    spec_replicas = int(rs.get("spec", {}).get("replicas") or 0)
+    if spec_replicas != p.spec.replicas:
+        await k8s.patch_replicaset(p.namespace, name, {"spec": {"replicas": p.spec.replicas}})
+        verb = "scaled back up (rollback)" if spec_replicas == 0 else "scaled"
+        p.event("Scaled", f"version {p.desired}: {verb} from {spec_replicas} to {p.spec.replicas}")
+        rs.setdefault("spec", {})["replicas"] = p.spec.replicas
+        rs.setdefault("metadata", {})["generation"] = int(rs["metadata"].get("generation") or 0) + 1
+    wanted = _restart_of(p.spec.template)
+    template = rs.get("spec", {}).get("template") or {}
+    if wanted == _restart_of(template):
+        if wanted is not None and replicaset_ready(rs, p.spec.replicas)[0]:
+            await _restart_one_pod(p, wanted)
+        return
+    annotations = {RESTART_ANNOTATION: wanted}
+    patch = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
+    await k8s.patch_replicaset(p.namespace, name, patch)
+    p.event("Restarting", f"version {p.desired}: restart requested ({wanted}); same version, "
+            "same Restate deployment; pods are replaced one at a time")  # fmt: skip
+
+
+async def _restart_one_pod(p: _Pass, wanted: str) -> None:
+    pods = await k8s.list_pods(p.namespace, selector_string(p.name, p.spec, p.desired))
+    if any(pod["metadata"].get("deletionTimestamp") for pod in pods):
+        return  # one at a time
+    stale = [
+        pod for pod in pods
+        if ((pod["metadata"].get("annotations") or {}).get(RESTART_ANNOTATION)) != wanted
+    ]  # fmt: skip
+    if stale:
+        await k8s.delete_pod(p.namespace, stale[0]["metadata"]["name"])
+        p.event("PodRestarted", f"version {p.desired}: pod {stale[0]['metadata']['name']} "
+                f"replaced ({len(stale) - 1} left)")  # fmt: skip
+
+
+async def _register(
+    p: _Pass,
+    admin: AdminApi,
+    existing: dict[str, RestateDeployment],
+    latest: dict[str, str],
+    rs: dict[str, Any],
+) -> str | None:
+    """Registers the Ready desired version (or repairs its registration); a conflict message."""
+    version, spec = p.desired, p.spec
+    entry = p.versions[version]
+    endpoint = p.endpoint(version)
+    ours = {v["deploymentId"] for v in p.versions.values() if v.get("deploymentId")}
+    found = next((d for d in existing.values() if same_endpoint(d.uri, endpoint)), None)
+    http11, headers = spec.use_http_11, spec.additional_headers
+    registered: RestateDeployment | None = None
+    rollback = False
+    if found is None:  # a new version (or Restate lost it): a new Restate deployment
+        registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)
+        deployment = registered
+    else:
+        deployment = await admin.deployment(found.id) or found
+        behind = [s.name for s in deployment.services if latest.get(s.name) != deployment.id]
+        strangers = {latest[s] for s in behind if s in latest} - ours
+        if strangers:
+            return (
+                f"Restate services {behind} are served by deployment(s) {sorted(strangers)}, "
+                "not registered by this resource; remove them or this resource"
+            )
+        if behind:  # a rollback: make the same URI (the same code) the latest again
+            registered = await admin.register(
+                endpoint, force=True, use_http_11=http11, additional_headers=headers
+            )
+            deployment, rollback = registered, True
+    previous = p.current
+    entry.update(
+        state=CURRENT,
+        deploymentId=deployment.id,
+        endpoint=endpoint,
+        services=sorted(s.name for s in deployment.services),
+    )
+    for stale in ("drainingSince", "drainedAt", "pinnedInvocations", "message"):
+        entry.pop(stale, None)
+    if registered is not None or previous != version:
+        entry["registeredAt"] = now()
+    names = ", ".join(entry["services"]) or "no services"
+    if registered is not None:
+        seen = _ready_seen.get((p.namespace, p.name, version))
+        if seen is not None and previous != version:
+            p.registered_after.append(time.monotonic() - seen)
+        if rollback:
+            p.event("RolledBack", f"version {version} is the latest again: {deployment.id} "
+                    f"re-registered with force ({names}) at {endpoint}")  # fmt: skip
+        elif previous == version:
+            p.event("Reregistered", f"version {version}: Restate had lost it; registered "
+                    f"again as {deployment.id} ({names})", warning=True)  # fmt: skip
+        else:
+            p.event("Registered", f"version {version} registered as Restate deployment "
+                    f"{deployment.id} ({names}) at {endpoint}")  # fmt: skip
+    if previous != version:
+        if previous in p.versions:
+            old = p.versions[previous]
+            old.update(state=DRAINING, drainingSince=_stamp())
+            p.event("Draining", f"version {previous} ({old.get('deploymentId')}) receives no "
+                    "new invocations; its pods stay until the invocations pinned to it "
+                    f"complete, plus {spec.drain_delay_seconds}s")  # fmt: skip
+        p.current = version
+    _ready_seen.pop((p.namespace, p.name, version), None)
+    return None
+
+
+async def _drain(
+    p: _Pass,
+    admin: AdminApi,
+    version: str,
+    existing: dict[str, RestateDeployment],
+    latest: dict[str, str],
+    replicasets: dict[str | None, dict[str, Any]],
+) -> None:
+    entry = p.versions[version]
+    deployment_id = entry.get("deploymentId")
+    if entry.get("state") not in (DRAINING, REMOVING):
+        entry["state"] = DRAINING
+        entry.setdefault("drainingSince", _stamp())
+    pinned, latest_for = 0, []
+    if deployment_id and deployment_id in existing:
+        latest_for = sorted(s for s, d in latest.items() if d == deployment_id)
+        pinned = await admin.unfinished_pinned_invocations(deployment_id)
+    entry["pinnedInvocations"] = pinned
+    if pinned or latest_for:
+        entry.pop("drainedAt", None)
+        entry["message"] = (
+            f"{pinned} invocation(s) pinned"
+            if pinned
+            else f"still the latest deployment of {latest_for} (not in the current version)"
+        )
+        return
+    delay = float(p.spec.drain_delay_seconds) if deployment_id else 0.0
+    if not entry.get("drainedAt"):
+        entry["drainedAt"] = _stamp()
+        if deployment_id:
+            p.event("Drained", f"version {version}: no invocation pinned to {deployment_id}; "
+                    f"removal in {delay:.0f}s")  # fmt: skip
+    remaining = delay - _since(entry["drainedAt"])
+    if remaining > 0:
+        entry["message"] = f"drained; removal in {remaining:.0f}s"
+        p.wake_in = min(p.wake_in or remaining, remaining)
+        return
+    # Removal: the Restate deployment, then the pods, then the Service.
+    entry.update(state=REMOVING, message="removing")
+    await k8s.patch_status(p.namespace, p.name, {"versions": _listed(p)}, plural=k8s.WORKLOADS)
+    if deployment_id and deployment_id in existing:
+        await admin.delete(deployment_id)
+    rs_name = object_name(p.name, version)
+    if version in replicasets:
+        await k8s.patch_replicaset(p.namespace, rs_name, {"spec": {"replicas": 0}})
+        await k8s.delete_replicaset(p.namespace, rs_name)
+    await k8s.delete_service(p.namespace, rs_name)
+    if deployment_id:
+        p.drained_after.append(_since(entry.get("drainingSince")))
+    p.event("VersionRemoved", f"version {version}: Restate deployment {deployment_id or '-'} "
+            f"deleted, ReplicaSet and Service {rs_name} removed")  # fmt: skip
+    del p.versions[version]
+
+
+_ORDER = {CURRENT: 0, PENDING: 1, DRAINING: 2, REMOVING: 3}
+
+
+def _listed(p: _Pass) -> list[dict[str, Any]]:
+    return sorted(
+        p.versions.values(),
+        key=lambda v: (_ORDER.get(v.get("state", ""), 9), v.get("drainingSince") or "", v["hash"]),
+    )
+
+
+def _outcome(
+    p: _Pass,
+    rs: dict[str, Any],
+    generation: int | None,
+    conflict: str | None,
+    failure: AdminApiError | None,
+    ready: bool,
+) -> WorkloadOutcome:
+    versions = _listed(p)
+    draining = sum(1 for v in versions if v.get("state") in (DRAINING, REMOVING))
+    current = p.versions.get(p.current or "")
+    rs_status = rs.get("status") or {}
+    fields: dict[str, Any] = {
+        "observedGeneration": generation,
+        "currentVersion": p.current if current else None,
+        "desiredVersion": p.desired,
+        "versions": versions,
+        "drainingVersions": draining,
+        "replicas": int(rs_status.get("replicas") or 0),
+        "readyReplicas": int(rs_status.get("readyReplicas") or 0),
+        "selector": selector_string(p.name, p.spec, p.desired),
+        "deploymentId": (current or {}).get("deploymentId"),
+        "endpoint": (current or {}).get("endpoint"),
+    }
+    waiting = f"version {p.desired}: {fields['readyReplicas']}/{p.spec.replicas} ready"
+    busy = p.current != p.desired or draining > 0
+    if conflict:
+        result = (False, Reason.CONFLICTING_REGISTRATION, conflict)
+    elif failure is not None:
+        serving = f"; version {p.current} keeps serving" if current else ""
+        result = (False, Reason(failure.reason), f"{failure}{serving}")
+    elif current is None:
+        result = (False, Reason.VERSION_NOT_READY, f"{waiting}; nothing registered yet")
+    elif p.current != p.desired:
+        stays = f"version {p.current} ({current.get('deploymentId')}) stays current"
+        result = (True, Reason.ROLLOUT_IN_PROGRESS, f"{waiting}; {stays}")
+    else:
+        services = ", ".join(current.get("services") or []) or "no services"
+        tail = f"; {draining} older version(s) draining" if draining else ""
+        result = (True, Reason.REGISTERED, f"version {p.current} registered as "
+                  f"{current.get('deploymentId')} ({services}){tail}")  # fmt: skip
+    return WorkloadOutcome(
+        ready=result[0],
+        reason=result[1],
+        message=result[2],
+        fields=fields,
+        events=p.events,
+        failed=failure is not None or conflict is not None,
+        busy=busy,
+        wake_in=p.wake_in,
+        registered_after=p.registered_after,
+        drained_after=p.drained_after,
+    )
