@@ -1,25 +1,26 @@
-"""Removes a release's RestateRegistrations while the operator is still running.
+"""Removes a release's RestateWorkloads and RestateRegistrations while the operator still runs.
 
 `helm uninstall` deletes kinds it does not know (custom resources) last, after the operator's
-Deployment: nobody is left to run the finalizer, and every RestateRegistration stays
-Terminating. So the chart runs this module as a pre-delete hook Job, before Helm deletes
-anything:
+Deployment: nobody is left to run the finalizer, and every resource stays Terminating. So the
+chart runs this module as a pre-delete hook Job, before Helm deletes anything:
 
     python -m restate_operator.cleanup --namespace NS --selector app.kubernetes.io/instance=R \\
         --drain-seconds 60 --timeout-seconds 120 [--delete-pod NAME]
 
 1. Deletes the named pods (the `helm test` pod: Helm never deletes a failed test pod, and hook
    objects are not part of the release).
-2. Deletes every RestateRegistration matching the selector and waits until the operator has
-   finished them (its finalizer: Drain, Force or Orphan, as each one says).
+2. Deletes every RestateWorkload and RestateRegistration matching the selector and waits until
+   the operator has finished them (its finalizer: Drain, Force or Orphan, as each one says; a
+   RestateWorkload's pods serve until then, and go with it).
 3. After `--drain-seconds`, registrations still draining are switched to `deletionPolicy:
    Force`: the services' pods are deleted right after this hook anyway, so an invocation still
    pinned to them could not finish later; waiting longer only makes `helm uninstall` time out.
 4. After `--timeout-seconds` (the operator is not running, or cannot reach Restate), removes the
    finalizers itself so that the uninstall completes, and says what may be left in Restate.
 
-The Job's ServiceAccount needs: list, delete and patch on restateregistrations; delete on the
-named pods only. Exit code 0 when nothing is left, 2 on bad arguments.
+The Job's ServiceAccount needs: list, delete and patch on restateworkloads and
+restateregistrations; delete on the named pods only. Exit code 0 when nothing is left, 2 on bad
+arguments.
 """
 
 from __future__ import annotations
@@ -33,26 +34,35 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from restate_operator.k8s import GROUP, PLURAL, VERSION, api_client
+from restate_operator.k8s import GROUP, PLURAL, VERSION, WORKLOADS, api_client
 
 logger = logging.getLogger("restate_operator.cleanup")
 POLL_SECONDS = 1.0
+PLURALS = (WORKLOADS, PLURAL)
 
 
 class Registrations:
-    """The RestateRegistrations of one namespace that match a label selector."""
+    """The RestateWorkloads and RestateRegistrations of one namespace matching a selector.
+    Items carry their plural under "plural"; names are unique across both kinds here (the
+    chart names them after the examples)."""
 
     def __init__(self, namespace: str, selector: str) -> None:
         self.namespace = namespace
         self.selector = selector
         self._custom = client.CustomObjectsApi(api_client())
         self._core = client.CoreV1Api(api_client())
+        self._plural: dict[str, str] = {}
 
     def remaining(self) -> list[dict[str, Any]]:
-        listed = self._custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, label_selector=self.selector
-        )
-        return cast(list[dict[str, Any]], cast(dict[str, Any], listed)["items"])
+        items: list[dict[str, Any]] = []
+        for plural in PLURALS:
+            listed = self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, label_selector=self.selector
+            )
+            for item in cast(list[dict[str, Any]], cast(dict[str, Any], listed)["items"]):
+                self._plural[item["metadata"]["name"]] = plural
+                items.append({**item, "plural": plural})
+        return items
 
     def _ignoring_missing(self, call: Callable[[], Any]) -> None:
         try:
@@ -62,16 +72,18 @@ class Registrations:
                 raise
 
     def delete(self, name: str) -> None:
+        plural = self._plural.get(name, PLURAL)
         self._ignoring_missing(
             lambda: self._custom.delete_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
+                GROUP, VERSION, self.namespace, plural, name
             )
         )
 
     def patch(self, name: str, body: dict[str, Any]) -> None:
+        plural = self._plural.get(name, PLURAL)
         self._ignoring_missing(
             lambda: self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, body
+                GROUP, VERSION, self.namespace, plural, name, body
             )
         )
 
@@ -94,9 +106,10 @@ def cleanup(
     for pod in pods:
         registrations.delete_pod(pod)
     started = clock()
-    for name in _names(registrations.remaining()):
+    for item in sorted(registrations.remaining(), key=lambda i: str(i["metadata"]["name"])):
+        name = item["metadata"]["name"]
         registrations.delete(name)
-        logger.info("deleting RestateRegistration %s/%s", registrations.namespace, name)
+        logger.info("deleting %s %s/%s", item.get("plural"), registrations.namespace, name)
     forced: set[str] = set()
     while left := registrations.remaining():
         elapsed = clock() - started
@@ -123,14 +136,16 @@ def cleanup(
                         drain_seconds,
                     )
         time.sleep(POLL_SECONDS)
-    logger.info("every RestateRegistration matching %s is gone", registrations.selector)
+    logger.info("every RestateWorkload and RestateRegistration matching %s is gone",
+                registrations.selector)  # fmt: skip
     return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m restate_operator.cleanup",
-        description="Delete a release's RestateRegistrations and wait for the operator.",
+        description="Delete a release's RestateWorkloads and RestateRegistrations and wait for "
+        "the operator.",
     )
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--selector", required=True, help="label selector of the release")

@@ -25,6 +25,7 @@ CHART = Path(
     os.environ.get("RESTATE_EXAMPLES_CHART") or REPO_ROOT / "deploy" / "helm" / "restate-examples"
 )
 CRD_FILE = CHART / "crds" / "restateregistrations.yaml"
+WORKLOAD_CRD_FILE = CHART / "crds" / "restateworkloads.yaml"
 RELEASE = "demo"
 NAMESPACE = "examples"
 FULLNAME = f"{RELEASE}-restate-examples"
@@ -138,7 +139,7 @@ def pod_specs(objects: Iterable[Obj]) -> Iterator[tuple[Obj, Obj]]:
     """(object, pod spec) for every workload and bare Pod."""
     for o in objects:
         kind = o.get("kind")
-        if kind in ("Deployment", "StatefulSet", "Job"):
+        if kind in ("Deployment", "StatefulSet", "Job", "RestateWorkload"):
             yield o, o["spec"]["template"]["spec"]
         elif kind == "Pod":
             yield o, o["spec"]

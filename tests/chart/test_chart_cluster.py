@@ -83,13 +83,11 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
     assert configmap["data"]["publicKey"] == public_key_id(pem)
 
     deployments = get_json(kube, "deployments", "-n", namespace)["items"]
-    assert {d["metadata"]["name"] for d in deployments} == (
-        {f"{FULLNAME}-{e}" for e in EXAMPLES} | {f"{FULLNAME}-operator"}
-    )
+    assert {d["metadata"]["name"] for d in deployments} == {f"{FULLNAME}-operator"}
     sts = get_json(kube, "statefulset", f"{FULLNAME}-restate", "-n", namespace)
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.7.12")
-    registrations = get_json(kube, "restateregistrations", "-n", namespace)["items"]
-    assert sorted(r["spec"]["service"]["name"] for r in registrations) == sorted(
+    workloads = get_json(kube, "restateworkloads", "-n", namespace)["items"]
+    assert sorted(w["metadata"]["name"] for w in workloads) == sorted(
         f"{FULLNAME}-{e}" for e in EXAMPLES
     )
     policies = get_json(kube, "networkpolicies", "-n", namespace)["items"]
@@ -101,20 +99,19 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
 
     # ---- RBAC: the operator's Role works and is limited; so is the keygen hook's
     operator_kc = kube.service_account_kubeconfig(namespace, f"{FULLNAME}-operator")
-    assert can_i(kube, operator_kc, namespace, "watch", "restateregistrations.examples.restate.dev")
-    assert can_i(
-        kube,
-        operator_kc,
-        namespace,
-        "patch",
-        "restateregistrations.examples.restate.dev",
-        "--subresource=status",
-    )
+    for kind in ("restateregistrations", "restateworkloads"):
+        resource = f"{kind}.examples.restate.dev"
+        assert can_i(kube, operator_kc, namespace, "watch", resource)
+        assert can_i(kube, operator_kc, namespace, "patch", resource, "--subresource=status")
+        assert not can_i(kube, operator_kc, "default", "list", resource)
+        assert not can_i(kube, operator_kc, namespace, "delete", resource)
     assert can_i(kube, operator_kc, namespace, "list", "services")
+    assert can_i(kube, operator_kc, namespace, "create", "replicasets.apps")
+    assert can_i(kube, operator_kc, namespace, "delete", "services")
+    assert not can_i(kube, operator_kc, namespace, "create", "pods")
+    assert not can_i(kube, operator_kc, namespace, "patch", "services")
+    assert not can_i(kube, operator_kc, namespace, "create", "deployments.apps")
     assert not can_i(kube, operator_kc, namespace, "get", "secrets")
-    assert not can_i(
-        kube, operator_kc, "default", "list", "restateregistrations.examples.restate.dev"
-    )
     assert can_i(kube, hook.kubeconfig, namespace, "get", f"secret/{SECRET}")
     assert not can_i(kube, hook.kubeconfig, namespace, "get", "secret/other")
     assert not can_i(kube, hook.kubeconfig, namespace, "list", "secrets")
@@ -131,7 +128,7 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
     assert secret_after["data"] == secret["data"]
     assert secret_after["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
     assert configmap_after["data"] == configmap["data"]
-    user_object = get_json(kube, "deployment", f"{FULLNAME}-user-object", "-n", namespace)
+    user_object = get_json(kube, "restateworkload", f"{FULLNAME}-user-object", "-n", namespace)
     assert user_object["spec"]["replicas"] == 2
 
     # ---- uninstall: every object of the release is gone; the key pair is kept on purpose
@@ -143,7 +140,7 @@ def test_install_upgrade_uninstall(kube: Kube, namespace: str) -> None:
         # Pods go a moment later: the garbage collector deletes them after their ReplicaSets.
         left = kube.kubectl(
             "get", "deployments,statefulsets,services,networkpolicies,roles,rolebindings,"
-            "serviceaccounts,configmaps,secrets,restateregistrations,jobs,pods",
+            "serviceaccounts,configmaps,secrets,restateworkloads,replicasets,jobs,pods",
             "-n", namespace, "-l", selector, "-o", "name",
         ).stdout  # fmt: skip
         return left.strip() == ""
@@ -169,8 +166,9 @@ def test_install_with_identity_from_values(kube: Kube, namespace: str, tmp_path:
 def test_uninstall_runs_the_finalizers_while_the_operator_is_alive(
     kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
-    """helm deletes the operator before the RestateRegistrations (kinds it does not know go
-    last): the pre-delete cleanup hook deletes them first, while the operator runs."""
+    """helm deletes the operator before the RestateWorkloads (kinds it does not know go
+    last): the pre-delete cleanup hook deletes them first, while the operator runs; their
+    ReplicaSets, Services and pods go with them."""
     values = tmp_path / "identity.yaml"
     values.write_text(
         yaml.safe_dump({"identity": {"privateKeyPem": RFC8032_PEM, "publicKey": RFC8032_PUBLIC}})
@@ -188,20 +186,28 @@ def test_uninstall_runs_the_finalizers_while_the_operator_is_alive(
     wait_until(claim_owned_by_the_statefulset, 30, "Restate's claim, owned by the StatefulSet")
 
     # The operator as the chart's ServiceAccount (kwok runs no container: a local process).
-    # Restate is unreachable here, so nothing is registered: the finalizer has nothing to drain.
+    # Restate is unreachable here, so nothing is registered: the finalizer has nothing to drain;
+    # but each example's first version (ReplicaSet, Service, pods) is made.
     operator_kc = kube.service_account_kubeconfig(namespace, f"{FULLNAME}-operator")
     operator = Operator(operator_kc, namespace, "http://127.0.0.1:1", tmp_path)
     operator.start()
     try:
 
         def finalized() -> bool:
-            items = get_json(kube, "restateregistrations", "-n", namespace)["items"]
+            items = get_json(kube, "restateworkloads", "-n", namespace)["items"]
             return len(items) == 4 and all(
                 "examples.restate.dev/registration" in (i["metadata"].get("finalizers") or [])
                 for i in items
             )
 
-        wait_until(finalized, 60, "the operator's finalizer on the four registrations")
+        wait_until(finalized, 60, "the operator's finalizer on the four workloads")
+        wait_until(
+            lambda: (
+                len(get_json(kube, "replicasets", "-n", namespace, "-l", selector)["items"]) == 4
+            ),
+            60,
+            "each example's first version",
+        )
         # A failed helm test pod: Helm leaves it behind, the hook deletes it.
         kube.kubectl(
             "run", f"{FULLNAME}-test-examples", "-n", namespace, "--restart=Never",
@@ -212,13 +218,14 @@ def test_uninstall_runs_the_finalizers_while_the_operator_is_alive(
         hook = PlayedHook(kube, namespace, RELEASE, "templates/operator/cleanup-hook.yaml")
         log = hook.run_job(timeout=120).stderr
         assert "removed their finalizers" not in log, log  # the operator ran them
-        assert get_json(kube, "restateregistrations", "-n", namespace)["items"] == []
+        assert get_json(kube, "restateworkloads", "-n", namespace)["items"] == []
         pods = get_json(kube, "pods", "-n", namespace)["items"]
         test_pod = [p for p in pods if p["metadata"]["name"] == f"{FULLNAME}-test-examples"]
         assert all(p["metadata"].get("deletionTimestamp") for p in test_pod)
         assert "unrelated" in {p["metadata"]["name"] for p in pods}
         assert not can_i(kube, hook.kubeconfig, namespace, "delete", "pod/unrelated")
         assert not can_i(kube, hook.kubeconfig, namespace, "get", "restateregistrations")
+        assert not can_i(kube, hook.kubeconfig, namespace, "get", "restateworkloads")
         hook.delete()
     finally:
         operator.stop()  # what helm does next
@@ -227,7 +234,7 @@ def test_uninstall_runs_the_finalizers_while_the_operator_is_alive(
 
     def nothing_left() -> bool:
         left = kube.kubectl(
-            "get", "all,pvc,restateregistrations,networkpolicies,roles,rolebindings,"
+            "get", "all,pvc,restateworkloads,networkpolicies,roles,rolebindings,"
             "serviceaccounts,configmaps,secrets",
             "-n", namespace, "-l", selector, "-o", "name",
         ).stdout  # fmt: skip

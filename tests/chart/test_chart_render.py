@@ -57,7 +57,7 @@ def test_default_objects(default: list[Obj]) -> None:
             "Job",
             "NetworkPolicy",
             "Pod",
-            "RestateRegistration",
+            "RestateWorkload",
             "Role",
             "RoleBinding",
             "Service",
@@ -66,7 +66,9 @@ def test_default_objects(default: list[Obj]) -> None:
         ]
     )
     names = {d["metadata"]["name"] for d in of_kind(default, "Deployment")}
-    assert names == {f"{FULLNAME}-{e}" for e in EXAMPLES} | {f"{FULLNAME}-operator"}
+    assert names == {f"{FULLNAME}-operator"}  # the examples' pods: RestateWorkloads
+    workloads = {w["metadata"]["name"] for w in of_kind(default, "RestateWorkload")}
+    assert workloads == {f"{FULLNAME}-{e}" for e in EXAMPLES}
     assert not of_kind(default, "Ingress"), "the ingress is off by default"
     assert not of_kind(default, "ServiceMonitor"), "no ServiceMonitor without its CRD"
     assert not of_kind(default, "HorizontalPodAutoscaler")
@@ -129,8 +131,9 @@ def test_examples(default: list[Obj]) -> None:
     }
     for example, app in apps.items():
         name = f"{FULLNAME}-{example}"
-        deploy = named(default, "Deployment", name)
-        (container,) = deploy["spec"]["template"]["spec"]["containers"]
+        workload = named(default, "RestateWorkload", name)
+        assert workload["apiVersion"] == "examples.restate.dev/v1alpha1"
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
         assert container["command"] == ["python", "-m", "examples_runtime", app]
         assert container["image"] == f"restate-examples-{example}:0.1.0"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -139,24 +142,33 @@ def test_examples(default: list[Obj]) -> None:
         assert keys == {"name": f"{FULLNAME}-restate-identity-public", "key": "publicKey"}
         ingress_url = env_of(container)["RESTATE_INGRESS_URL"]["value"]
         assert ingress_url == f"http://{FULLNAME}-restate.{NAMESPACE}.svc.cluster.local:8080"
-        http2, metrics_port = named(default, "Service", name)["spec"]["ports"]
+        # The stable Service (people, Prometheus) selects the pods of every version.
+        stable = named(default, "Service", name)
+        http2, metrics_port = stable["spec"]["ports"]
         assert http2 == {
             "name": "http2",
             "port": 9080,
             "targetPort": "http2",
             "appProtocol": "kubernetes.io/h2c",
         }
+        assert stable["spec"]["selector"] == workload["spec"]["selector"]["matchLabels"]
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert stable["spec"]["selector"].items() <= labels.items()
         assert (metrics_port["name"], metrics_port["port"]) == ("metrics", 9090)
         assert env_of(container)["METRICS_PORT"]["value"] == "9090"
         assert {"name": "metrics", "containerPort": 9090} in container["ports"]
-        reg = named(default, "RestateRegistration", name)
-        assert reg["apiVersion"] == "examples.restate.dev/v1alpha1"
-        assert reg["spec"]["service"] == {"name": name, "port": 9080}
-        assert reg["spec"]["deployment"] == {"name": name}
-        assert reg["spec"]["deletionPolicy"] == "Drain"
-        assert reg["spec"]["useHttp11"] is False
-        annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+        spec = workload["spec"]
+        assert (spec["port"], spec["replicas"], spec["useHttp11"]) == (9080, 1, False)
+        assert (spec["deletionPolicy"], spec["drainDelaySeconds"]) == ("Drain", 300)
+        annotations = spec["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == "9090"  # not the handler port
+
+
+def test_long_release_names_keep_version_service_names_valid(helm: Helm) -> None:
+    """Each version's Service is <workload>-<10 hex chars>: at most 63 characters."""
+    objects = helm.template(extra=["--set", "fullnameOverride=" + "x" * 40])
+    names = [w["metadata"]["name"] for w in of_kind(objects, "RestateWorkload")]
+    assert len(set(names)) == 4 and all(len(n) <= 52 for n in names), names
 
 
 def test_security_defaults(default: list[Obj]) -> None:
@@ -327,18 +339,18 @@ def test_cleanup_hook(default: list[Obj]) -> None:
     timeout = int(args[args.index("--timeout-seconds") + 1])
     assert int(args[args.index("--drain-seconds") + 1]) < timeout < 300  # helm's --timeout
     assert timeout < job["spec"]["activeDeadlineSeconds"]
-    # The selector picks exactly this release's registrations.
+    # The selector picks exactly this release's workloads.
     selector = dict(kv.split("=") for kv in args[args.index("--selector") + 1].split(","))
-    registrations = of_kind(default, "RestateRegistration")
-    assert len(registrations) == 4
-    for reg in registrations:
-        assert selector.items() <= reg["metadata"]["labels"].items()
-    # Least privilege: registrations (no get/create/update), and the test pod by name only.
+    workloads = of_kind(default, "RestateWorkload")
+    assert len(workloads) == 4
+    for workload in workloads:
+        assert selector.items() <= workload["metadata"]["labels"].items()
+    # Least privilege: the two kinds (no get/create/update), and the test pod by name only.
     role = named(default, "Role", name)
     assert role["rules"] == [
         {
             "apiGroups": ["examples.restate.dev"],
-            "resources": ["restateregistrations"],
+            "resources": ["restateworkloads", "restateregistrations"],
             "verbs": ["list", "delete", "patch"],
         },
         {
@@ -413,7 +425,7 @@ def test_cluster_domain_reaches_the_operator_and_services(helm: Helm) -> None:
     env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
     assert env["CLUSTER_DOMAIN"]["value"] == "corp.example"  # the endpoints it registers
     assert env["RESTATE_ADMIN_URL"]["value"].endswith(".svc.corp.example:9070")
-    service = named(objects, "Deployment", f"{FULLNAME}-user-object")
+    service = named(objects, "RestateWorkload", f"{FULLNAME}-user-object")
     ingress = env_of(service["spec"]["template"]["spec"]["containers"][0])["RESTATE_INGRESS_URL"]
     assert ingress["value"].endswith(".svc.corp.example:8080")
 
@@ -448,8 +460,12 @@ def test_hpa_and_pdb(helm: Helm) -> None:
     assert hpas[f"{FULLNAME}-user-object"]["spec"]["maxReplicas"] == 7
     assert hpas[f"{FULLNAME}-subscriptions"]["spec"]["maxReplicas"] == 4
     for name, hpa in hpas.items():
-        assert hpa["spec"]["scaleTargetRef"]["name"] == name
-        assert "replicas" not in named(objects, "Deployment", name)["spec"]
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "examples.restate.dev/v1alpha1",
+            "kind": "RestateWorkload",
+            "name": name,
+        }  # its scale subresource: the current version's replicas
+        assert "replicas" not in named(objects, "RestateWorkload", name)["spec"]
     pdbs = of_kind(objects, "PodDisruptionBudget")
     assert len(pdbs) == 4 and all(p["spec"]["minAvailable"] == 1 for p in pdbs)
 
@@ -503,6 +519,11 @@ def test_service_monitors_only_with_their_api(helm: Helm) -> None:
         f"{FULLNAME}-example-service": "metrics",
         f"{FULLNAME}-operator": "metrics",
     }
+    # The examples' stable Services, not the Service of each version (each pod once).
+    examples = monitors[f"{FULLNAME}-example-service"]["spec"]["selector"]
+    assert examples["matchExpressions"] == [
+        {"key": "examples.restate.dev/version", "operator": "DoesNotExist"}
+    ]
 
 
 def test_images_from_skaffold_style_values(helm: Helm) -> None:
@@ -511,7 +532,7 @@ def test_images_from_skaffold_style_values(helm: Helm) -> None:
         "examples.userObject.image.tag=abc123",
         "operator.image.digest=sha256:" + "a" * 64,
     )
-    uo = named(objects, "Deployment", f"{FULLNAME}-user-object")
+    uo = named(objects, "RestateWorkload", f"{FULLNAME}-user-object")
     assert uo["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/uo:abc123"
     op = named(objects, "Deployment", f"{FULLNAME}-operator")
     image = op["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -529,6 +550,9 @@ def test_notes(helm: Helm) -> None:
     assert "-X POST" in run and "content-type" not in run.split("#")[0] and " -d" not in run
     assert "make images" in notes and "image.repository" in notes
     assert "Restate's volume included" in notes
+    assert "get restateworkloads -w" in notes
+    assert f"logs -l examples.restate.dev/workload={FULLNAME}-signup-workflow" in notes
+    assert f"port-forward svc/{FULLNAME}-signup-workflow 9080:9080" in notes
 
 
 # ------------------------------------------------------------------------- rejected values
@@ -538,6 +562,7 @@ def test_notes(helm: Helm) -> None:
     ("sets", "expected"),
     [
         (["examples.defaults.registration.deletionPolicy=Sometimes"], "deletionPolicy"),
+        (["examples.defaults.registration.drainDelaySeconds=-1"], "drainDelaySeconds"),
         (["examples.userObject.failureMode=explode"], "failureMode"),
         (["examples.subscriptions.failureProbabilities.create_recurring_payment=2"], "maximum"),
         (["identity.publicKey=not-a-key"], "publicKey"),

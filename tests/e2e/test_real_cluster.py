@@ -52,7 +52,9 @@ def _json(cluster: RealCluster, *args: str) -> Any:
 
 
 def _ready_registrations(cluster: RealCluster, namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = _json(cluster, "-n", namespace, "get", "restateregistrations")[
+    """The examples' RestateWorkloads that are Ready with the version their spec describes
+    registered (no rollout pending)."""
+    items: list[dict[str, Any]] = _json(cluster, "-n", namespace, "get", "restateworkloads")[
         "items"
     ]
     return [
@@ -62,16 +64,17 @@ def _ready_registrations(cluster: RealCluster, namespace: str) -> list[dict[str,
             c["type"] == "Ready" and c["status"] == "True"
             for c in item.get("status", {}).get("conditions", [])
         )
+        and item["status"].get("currentVersion") == item["status"].get("desiredVersion")
     ]
 
 
 def _wait_registrations(cluster: RealCluster, namespace: str, timeout: float = 300) -> float:
-    """Waits until the four registrations are Ready; returns how long it took."""
+    """Waits until the four workloads are Ready and current; returns how long it took."""
     t0 = time.monotonic()
     eventually(
         lambda: len(_ready_registrations(cluster, namespace)) == 4,
         timeout,
-        "four RestateRegistrations Ready",
+        "four RestateWorkloads Ready",
         interval=1,
     )
     return time.monotonic() - t0
@@ -102,7 +105,9 @@ def _connectable(port: int) -> bool:
 
 
 def _logs(cluster: RealCluster, namespace: str, example: str) -> str:
-    return cluster.kubectl("-n", namespace, "logs", f"deploy/{FULLNAME}-{example}", "--tail=-1")
+    """The logs of every pod of the example (all its versions), as NOTES.txt shows."""
+    selector = f"examples.restate.dev/workload={FULLNAME}-{example}"
+    return cluster.kubectl("-n", namespace, "logs", "-l", selector, "--tail=-1")
 
 
 def _install(cluster: RealCluster, namespace: str, *extra: str) -> float:
@@ -176,14 +181,15 @@ def test_install_runs_hooks_probes_and_registrations(
         ]
         assert all(probes), pod["metadata"]["name"]
 
-    # The four registrations point Restate at Service DNS names, registered by the operator
-    # running from its image as its own ServiceAccount.
+    # The four workloads point Restate at the DNS name of their version's own Service
+    # (<workload>-<hash>), registered by the operator from its image as its own ServiceAccount.
     registrations = _ready_registrations(real_cluster, release)
     endpoints = sorted(r["status"]["endpoint"] for r in registrations)
     assert len(endpoints) == 4
     for example, endpoint in zip(sorted(EXAMPLES), endpoints, strict=True):
         assert re.match(
-            rf"^http://{FULLNAME}-{example}\.{release}\.svc\.cluster\.local:9080(/|$)", endpoint
+            rf"^http://{FULLNAME}-{example}-[0-9a-f]{{10}}\.{release}\.svc\.cluster\.local:9080$",
+            endpoint,
         ), endpoint
     operator = next(p for p in running if "operator" in p["metadata"]["name"])
     assert operator["spec"]["serviceAccountName"] == f"{FULLNAME}-operator"
@@ -302,8 +308,8 @@ def test_service_pod_deleted_mid_invocation(
     )
     old = real_cluster.kubectl("-n", release, "get", "pods", "-l", selector, "-o", "name").split()
     real_cluster.kubectl("-n", release, "delete", *old, "--wait=true")
-    real_cluster.kubectl(
-        "-n", release, "rollout", "status", f"deploy/{FULLNAME}-building-blocks", "--timeout=180s"
+    eventually(
+        lambda: _pods_ready(real_cluster, release, selector, 1), 180, "the replacement pod Ready"
     )
     resolved = ingress.post(f"/restate/awakeables/{awakeable}/resolve", json="hello")
     assert resolved.status_code in (200, 202), resolved.text
@@ -312,6 +318,20 @@ def test_service_pod_deleted_mid_invocation(
     after = _stub_steps(_logs(real_cluster, release, "building-blocks"), invocation_id)
     both = before + after
     assert after and all(n == 1 for n in both.values()), (before, after)
+
+
+def _pods_ready(cluster: RealCluster, namespace: str, selector: str, count: int) -> bool:
+    pods = _json(cluster, "-n", namespace, "get", "pods", "-l", selector)["items"]
+    ready = [
+        p
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p["status"].get("conditions") or []
+        )
+    ]
+    return len(ready) == count == len(pods)
 
 
 def test_restate_pod_deleted_keeps_state(real_cluster: RealCluster, release: str) -> None:
@@ -343,7 +363,7 @@ def test_unsigned_request_from_another_pod_is_refused(
     real_cluster: RealCluster, release: str
 ) -> None:
     """A pod that is not Restate calls a service through its Service DNS name: 401."""
-    images = _json(real_cluster, "-n", release, "get", "deploy", f"{FULLNAME}-user-object")
+    images = _json(real_cluster, "-n", release, "get", "rwl", f"{FULLNAME}-user-object")
     image = images["spec"]["template"]["spec"]["containers"][0]["image"]
     url = f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/x/greet"
     script = (
@@ -410,7 +430,7 @@ def test_helm_upgrade_then_helm_test(real_cluster: RealCluster, release: str) ->
         "--timeout",
         "10m",
     )
-    deploy = _json(real_cluster, "-n", release, "get", "deploy", f"{FULLNAME}-user-object")
+    deploy = _json(real_cluster, "-n", release, "get", "rwl", f"{FULLNAME}-user-object")
     env = {
         e["name"]: e.get("value")
         for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -426,7 +446,7 @@ def test_uninstall_leaves_nothing(real_cluster: RealCluster, release: str) -> No
     """`helm uninstall` with the operator alive: the registrations leave Restate first, and
     then nothing of the release stays (pods included, once they have terminated)."""
     _uninstall(real_cluster, release)
-    assert real_cluster.kubectl("-n", release, "get", "restateregistrations", "-o", "name") == ""
+    assert real_cluster.kubectl("-n", release, "get", "restateworkloads", "-o", "name") == ""
     # The identity key pair is kept across reinstalls on purpose (README: delete to rotate).
     kept = {
         "secret/restate-examples-restate-identity",
@@ -436,7 +456,7 @@ def test_uninstall_leaves_nothing(real_cluster: RealCluster, release: str) -> No
     def left() -> set[str]:
         names = real_cluster.kubectl(
             "-n", release, "get",
-            "all,restateregistrations,networkpolicies,jobs,pvc,configmaps,secrets",
+            "all,restateworkloads,networkpolicies,jobs,pvc,configmaps,secrets",
             "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
         ).split()  # fmt: skip
         names += real_cluster.kubectl("-n", release, "get", "pods", "-o", "name").split()

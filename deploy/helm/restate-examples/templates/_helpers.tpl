@@ -104,6 +104,12 @@ signupWorkflow:
   restateServices: [SignupWorkflow]
 {{- end -}}
 
+{{/* An example's RestateWorkload and stable Service: (dict "root" $ "example" "user-object").
+     At most 52 characters: each version's Service adds "-<10 hex chars>" (a DNS label). */}}
+{{- define "rx.exampleName" -}}
+{{- printf "%s-%s" (include "rx.fullname" .root) .example | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* The merged values of one example: examples.defaults overridden by examples.<key>. */}}
 {{- define "rx.exampleValues" -}}
 {{- $root := .root -}}
