@@ -41,6 +41,11 @@ pause_ref="localhost/restate-examples-pause:3.0"
 # The base image (with a shell): the local node's volume provisioner runs its helper pods on it.
 local_base="localhost/restate-examples-base:bookworm"
 refs+=("$pause_ref" "$local_base")
+# Prometheus (built from its Go module by tests/controlplane/build.sh, when built) on that base:
+# the monitoring tests run it as a pod of the cluster.
+prometheus_bin="$("$repo/tests/controlplane/build.sh" --print-bin-dir 2>/dev/null)/prometheus" || true
+prometheus_ref="localhost/restate-examples-prometheus:test"
+[[ -x "$prometheus_bin" ]] && refs+=("$prometheus_ref")
 
 mode="build"; save=""
 case "${1:-}" in
@@ -147,6 +152,17 @@ if ! podman image exists "$pause_ref"; then
   cp /usr/bin/catatonit "$ctx/catatonit"
   printf 'FROM scratch\nCOPY catatonit /pause\nENTRYPOINT ["/pause", "-P"]\n' > "$ctx/Containerfile"
   podman build --quiet --tag "$pause_ref" "$ctx" >/dev/null
+  rm -rf "$ctx"
+fi
+
+# ------------------------------------------------------------------ Prometheus (tests only)
+if [[ -x "$prometheus_bin" ]]; then
+  ctx="$cache/prometheus-context"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  cp "$prometheus_bin" "$ctx/prometheus"
+  printf 'FROM %s\nCOPY prometheus /usr/bin/prometheus\nUSER 65534:65534\nENTRYPOINT ["/usr/bin/prometheus"]\n' \
+    "$local_base" > "$ctx/Containerfile"
+  podman build --quiet --layers --tag "$prometheus_ref" "$ctx" >/dev/null
   rm -rf "$ctx"
 fi
 

@@ -3,8 +3,9 @@
 # outside the repo:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kubelet, kube-proxy
 #   (all from one pinned Kubernetes release),
-#   kwok (fake nodes/pods), helm v4, CoreDNS (cluster DNS) and local-path-provisioner
-#   (the node's default StorageClass).
+#   kwok (fake nodes/pods), helm v4, CoreDNS (cluster DNS), local-path-provisioner
+#   (the node's default StorageClass), kube-router (its NetworkPolicy enforcement) and
+#   Prometheus (the monitoring tests; Debian's is built without Kubernetes discovery).
 # Layout: ${RESTATE_EXAMPLES_CACHE:-$HOME/.cache/restate-examples}/
 #           controlplane/<kube-version>-<hash of modules>/bin/   the binaries
 #           go/mod, go/build                                     GOMODCACHE, GOCACHE
@@ -34,7 +35,7 @@ key="${KUBE_VERSION}-${hash}"
 dest="$cache/controlplane/$key"
 bin="$dest/bin"
 tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok
-  helm coredns local-path-provisioner)
+  helm coredns local-path-provisioner kube-router prometheus)
 
 is_built() {
   local t
@@ -72,7 +73,8 @@ export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
 export GOFLAGS="-mod=readonly -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
 
 log "building Kubernetes $KUBE_VERSION (control plane and node), kwok $KWOK_VERSION, helm $HELM_VERSION,"
-log "CoreDNS $COREDNS_VERSION, local-path-provisioner $LOCAL_PATH_VERSION"
+log "CoreDNS $COREDNS_VERSION, local-path-provisioner $LOCAL_PATH_VERSION, kube-router $KUBE_ROUTER_VERSION,"
+log "Prometheus $PROMETHEUS_VERSION"
 log "into $bin"
 log "a cold build downloads modules and compiles Kubernetes: it takes many minutes"
 log "(10-30 on 2 cores, several GB of RAM); later runs reuse the cache"
@@ -113,6 +115,8 @@ build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
 build coredns coredns . \
   "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
 build localpath local-path-provisioner github.com/rancher/local-path-provisioner
+build kuberouter kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): write the
 # default ones of this kwok release (fast node init, heartbeat with lease, pod ready/
@@ -126,12 +130,22 @@ for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with
   cat "$kwok_dir/kustomize/stage/$f.yaml"
 done > "$tmp/etc/kwok-stages.yaml"
 
-printf 'kube=%s kwok=%s helm=%s coredns=%s local-path=%s key=%s\n' "$KUBE_VERSION" \
-  "$KWOK_VERSION" "$HELM_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" "$key" \
+printf 'kube=%s kwok=%s helm=%s coredns=%s local-path=%s kube-router=%s prometheus=%s key=%s\n' \
+  "$KUBE_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" \
+  "$KUBE_ROUTER_VERSION" "$PROMETHEUS_VERSION" "$key" \
   > "$tmp/VERSIONS"
 # Atomic publish: only a complete build ever appears under $dest.
 rm -rf "$dest"
 mv "$tmp" "$dest"
 trap - EXIT
 log "built in $((SECONDS - start))s: $bin"
+# Earlier builds (other keys) go, unless a running process still uses their binaries.
+for old in "$cache/controlplane"/v*/; do
+  old="${old%/}"
+  [[ "$old" == "$dest" ]] && continue
+  if ! ls -l /proc/[0-9]*/exe 2>/dev/null | grep -qF "$old/"; then
+    log "removing the earlier build $old"
+    rm -rf "$old"
+  fi
+done
 echo "$bin"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the go.mod/go.sum files of tests/controlplane/{kube,kwok,helm,coredns,localpath}
-# from versions.env. Run it after bumping a version there, then commit the results.
+# Regenerates the go.mod/go.sum files of the modules in tests/controlplane/ (kube, kwok, helm,
+# coredns, localpath, kuberouter, prometheus) from versions.env. Run it after bumping a
+# version there, then commit the results.
 #
 # The kube module follows the "replace the staging modules" pattern: k8s.io/kubernetes
 # requires its staging modules (k8s.io/api, k8s.io/client-go, ...) at v0.0.0 and replaces
@@ -54,4 +55,6 @@ single_module kwok sigs.k8s.io/kwok "$KWOK_VERSION"
 single_module helm helm.sh/helm/v4 "$HELM_VERSION"
 single_module coredns github.com/coredns/coredns "$COREDNS_VERSION"
 single_module localpath github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
+single_module kuberouter github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION"
+single_module prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION"
 echo "done; commit tests/controlplane/*/go.mod and go.sum"

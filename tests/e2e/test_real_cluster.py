@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -28,7 +26,6 @@ import httpx
 import pytest
 
 from testkit.cluster.fixtures import RealCluster
-from testkit.ports import free_port
 from testkit.processes import eventually
 
 # Generous: on a cold machine the first test also waits for the images to be built.
@@ -80,30 +77,6 @@ def _wait_registrations(cluster: RealCluster, namespace: str, timeout: float = 3
     return time.monotonic() - t0
 
 
-@contextlib.contextmanager
-def port_forward(cluster: RealCluster, namespace: str, target: str, remote: int) -> Iterator[str]:
-    """``kubectl port-forward`` as a user runs it; yields the local URL."""
-    local = free_port()
-    proc = subprocess.Popen(
-        cluster.kubectl_command(
-            "-n", namespace, "port-forward", target, f"{local}:{remote}", "--address", "127.0.0.1"
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        eventually(lambda: _connectable(local), 30, f"port-forward to {target}")
-        yield f"http://127.0.0.1:{local}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _connectable(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _logs(cluster: RealCluster, namespace: str, example: str) -> str:
     """The logs of every pod of the example (all its versions), as NOTES.txt shows."""
     selector = f"examples.restate.dev/workload={FULLNAME}-{example}"
@@ -149,7 +122,7 @@ def release(real_cluster: RealCluster) -> Iterator[str]:
 @pytest.fixture
 def ingress(real_cluster: RealCluster, release: str) -> Iterator[httpx.Client]:
     with (
-        port_forward(real_cluster, release, f"svc/{FULLNAME}-restate", 8080) as url,
+        real_cluster.port_forward(release, f"svc/{FULLNAME}-restate", 8080) as url,
         httpx.Client(base_url=url, timeout=120) as client,
     ):
         yield client
@@ -253,7 +226,7 @@ def _awakeable_for(real_cluster: RealCluster, release: str, invocation_id: str) 
     """The awakeable id, from the building-blocks service's GET /awakeables (port-forward)."""
     target = f"svc/{FULLNAME}-building-blocks"
     with (
-        port_forward(real_cluster, release, target, 9080) as url,
+        real_cluster.port_forward(release, target, 9080) as url,
         httpx.Client(base_url=url, timeout=10) as service,
     ):
         found: str = eventually(
@@ -337,7 +310,7 @@ def _pods_ready(cluster: RealCluster, namespace: str, selector: str, count: int)
 def test_restate_pod_deleted_keeps_state(real_cluster: RealCluster, release: str) -> None:
     key = f"durable-{uuid.uuid4().hex[:6]}"
     with (
-        port_forward(real_cluster, release, f"svc/{FULLNAME}-restate", 8080) as url,
+        real_cluster.port_forward(release, f"svc/{FULLNAME}-restate", 8080) as url,
         httpx.Client(base_url=url, timeout=60) as ingress,
     ):
         assert ingress.post(f"/GreeterObject/{key}/greet", json="Hi").json().endswith("1-th time.")
@@ -346,7 +319,7 @@ def test_restate_pod_deleted_keeps_state(real_cluster: RealCluster, release: str
         "-n", release, "rollout", "status", f"statefulset/{FULLNAME}-restate", "--timeout=300s"
     )
     with (
-        port_forward(real_cluster, release, f"svc/{FULLNAME}-restate", 8080) as url,
+        real_cluster.port_forward(release, f"svc/{FULLNAME}-restate", 8080) as url,
         httpx.Client(base_url=url, timeout=60) as ingress,
     ):
         answer = eventually(
@@ -362,7 +335,9 @@ def test_restate_pod_deleted_keeps_state(real_cluster: RealCluster, release: str
 def test_unsigned_request_from_another_pod_is_refused(
     real_cluster: RealCluster, release: str
 ) -> None:
-    """A pod that is not Restate calls a service through its Service DNS name: 401."""
+    """A pod that is not Restate calls a service through its Service DNS name: 401. The pod
+    wears Restate's labels, so that the NetworkPolicies (which select by label) let it through
+    where they are enforced: the signature is the second lock, and it holds."""
     images = _json(real_cluster, "-n", release, "get", "rwl", f"{FULLNAME}-user-object")
     image = images["spec"]["template"]["spec"]["containers"][0]["image"]
     url = f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/x/greet"
@@ -376,7 +351,13 @@ def test_unsigned_request_from_another_pod_is_refused(
         "    print('status', e.code)\n"
     )
     name = f"intruder-{uuid.uuid4().hex[:6]}"
+    restate_labels = {
+        "app.kubernetes.io/name": "restate-examples",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "restate-server",
+    }
     overrides = {
+        "metadata": {"labels": restate_labels},
         "spec": {
             "securityContext": {
                 "runAsNonRoot": True,
@@ -395,7 +376,7 @@ def test_unsigned_request_from_another_pod_is_refused(
                     },
                 }
             ],
-        }
+        },
     }
     out = real_cluster.kubectl(
         "-n",
@@ -489,7 +470,7 @@ def test_replicated_restate(real_cluster: RealCluster) -> None:
         assert sts["status"].get("readyReplicas") == 3
         key = f"replicated-{uuid.uuid4().hex[:6]}"
         with (
-            port_forward(real_cluster, namespace, f"svc/{FULLNAME}-restate", 8080) as url,
+            real_cluster.port_forward(namespace, f"svc/{FULLNAME}-restate", 8080) as url,
             httpx.Client(base_url=url, timeout=60) as ingress,
         ):
             assert ingress.post(f"/GreeterObject/{key}/greet", json="Hi").json() == (
@@ -499,7 +480,7 @@ def test_replicated_restate(real_cluster: RealCluster) -> None:
             "-n", namespace, "delete", "pod", f"{FULLNAME}-restate-1", "--wait=true"
         )
         with (
-            port_forward(real_cluster, namespace, f"svc/{FULLNAME}-restate", 8080) as url,
+            real_cluster.port_forward(namespace, f"svc/{FULLNAME}-restate", 8080) as url,
             httpx.Client(base_url=url, timeout=60) as ingress,
         ):
             answer = eventually(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import pytest
 
 from testkit.cluster import local
 from testkit.cluster.controlplane import REPO_ROOT, KubeStartupError, resolve_bin_dir
+from testkit.ports import free_port
+from testkit.processes import eventually
 
 ENV_KUBECONFIG = "RESTATE_EXAMPLES_KUBECONFIG"
 ENV_IMAGE_PREFIX = "RESTATE_EXAMPLES_IMAGE_PREFIX"
@@ -49,9 +52,11 @@ def run(
     env: dict[str, str] | None = None,
     timeout: float = 900,
     check: bool = True,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         list(args),
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -86,9 +91,11 @@ class RealCluster:
             raise FileNotFoundError(f"{name} not found: run `make controlplane`")
         return found
 
-    def kubectl(self, *args: str, timeout: float = 300, check: bool = True) -> str:
+    def kubectl(
+        self, *args: str, timeout: float = 300, check: bool = True, input: str | None = None
+    ) -> str:
         cmd = [self._tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
-        return run(cmd, timeout=timeout, check=check).stdout
+        return run(cmd, timeout=timeout, check=check, input=input).stdout
 
     def helm(self, *args: str, timeout: float = 900, check: bool = True) -> str:
         helm_home = self.workdir / "helm"
@@ -100,8 +107,24 @@ class RealCluster:
         cmd = [self._tool("helm"), "--kubeconfig", str(self.kubeconfig), *args]
         return run(cmd, env=env, timeout=timeout, check=check).stdout
 
-    def kubectl_command(self, *args: str) -> list[str]:
-        return [self._tool("kubectl"), "--kubeconfig", str(self.kubeconfig), *args]
+    @contextlib.contextmanager
+    def port_forward(self, namespace: str, target: str, remote: int) -> Iterator[str]:
+        """``kubectl port-forward`` as a user runs it; yields the local URL."""
+        local = free_port()
+        cmd = [self._tool("kubectl"), "--kubeconfig", str(self.kubeconfig), "-n", namespace,
+               "port-forward", target, f"{local}:{remote}", "--address", "127.0.0.1"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            eventually(lambda: _connectable(local), 30, f"port-forward to {target}")
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _connectable(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _bin_dir() -> Path | None:

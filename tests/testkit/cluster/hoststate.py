@@ -30,8 +30,10 @@ SYSCTLS = (
     "net/ipv4/conf/all/route_localnet",
     "net/bridge/bridge-nf-call-iptables",
 )
-# Chains made by kube-proxy and the kubelet (KUBE-*), and by CNI plugins (CNI-*); ours (RX-*).
+# Chains made by kube-proxy, the kubelet and kube-router (KUBE-*), by CNI plugins (CNI-*);
+# ours (RX-*). kube-router's ipsets: KUBE-* and kube-router-*.
 CHAIN_PREFIXES = ("KUBE-", "CNI-", "RX-")
+IPSET_PREFIXES = ("KUBE-", "kube-router-")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -169,6 +171,21 @@ def delete_chains() -> list[str]:
     return removed
 
 
+def ipsets() -> list[str]:
+    if shutil.which("ipset") is None:
+        return []
+    names = run("ipset", "list", "-name").stdout.split()
+    return [n for n in names if n.startswith(IPSET_PREFIXES)]
+
+
+def delete_ipsets() -> list[str]:
+    """Destroys kube-router's ipsets (once no iptables rule refers to them)."""
+    found = ipsets()
+    for name in found:
+        run("ipset", "destroy", name)
+    return found
+
+
 def delete_link(name: str) -> None:
     if Path(f"/sys/class/net/{name}").exists():
         run("ip", "link", "delete", name)
@@ -217,6 +234,7 @@ def leftovers(roots: Iterable[Path], bridge: str, fixed_paths: Iterable[Path]) -
             found.append(f"mount {target}")
     if Path(f"/sys/class/net/{bridge}").exists():
         found.append(f"network device {bridge}")
+    found += [f"ipset {name}" for name in ipsets()]
     for tool in ("iptables", "ip6tables"):
         if shutil.which(tool) is None:
             continue

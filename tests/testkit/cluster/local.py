@@ -152,6 +152,7 @@ def _start() -> ClusterInfo:
         node.start_kube_proxy(c, paths, cp)
         node.start_coredns(c, paths, cp)
         node.start_local_path(c, paths, cp)
+        node.start_policy_controller(c, paths, cp)
     except BaseException:
         c.stop()
         cp.stop()
@@ -189,6 +190,9 @@ def down() -> list[str]:
     chains = hoststate.delete_chains()
     if chains:
         found.append(f"{len(chains)} iptables chains")
+    sets = hoststate.delete_ipsets()
+    if sets:
+        found.append(f"{len(sets)} ipsets")
     if Path(f"/sys/class/net/{node.BRIDGE}").exists():
         found.append(f"bridge {node.BRIDGE}")
     hoststate.delete_link(node.BRIDGE)

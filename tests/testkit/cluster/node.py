@@ -21,7 +21,7 @@ from kubernetes.client import ApiException
 
 from testkit.cluster import hoststate
 from testkit.cluster import kubeconfig as kc
-from testkit.cluster.controlplane import Components, ControlPlane, http_ok
+from testkit.cluster.controlplane import SERVICE_CIDR, Components, ControlPlane, http_ok
 
 NODE_NAME = "restate-examples-node"
 BRIDGE = "rxbr0"
@@ -32,6 +32,7 @@ CLUSTER_DOMAIN = "cluster.local"
 PAUSE_IMAGE = "localhost/restate-examples-pause:3.0"
 HELPER_IMAGE = "localhost/restate-examples-base:bookworm"
 FORWARD_CHAIN = "RX-NODE-FORWARD"
+POLICY_HEALTH_PORT = 20244
 LOCAL_PATH_NAMESPACE = "local-path-storage"
 STORAGE_CLASS = "local-path"
 
@@ -418,6 +419,31 @@ def start_local_path(c: Components, paths: NodePaths, cp: ControlPlane) -> None:
             "--provisioner-name=rancher.io/local-path",
             f"--helper-image={HELPER_IMAGE}",
         ],
+    )
+
+
+def start_policy_controller(c: Components, paths: NodePaths, cp: ControlPlane) -> None:
+    """kube-router with only its firewall part: it turns the cluster's NetworkPolicies into
+    iptables rules and ipsets on this node (a plain CNI bridge enforces none)."""
+    c.spawn(
+        "kube-router",
+        [
+            f"--kubeconfig={cp.kubeconfig}",
+            "--run-firewall=true",
+            "--run-router=false",
+            "--run-service-proxy=false",
+            "--enable-cni=false",
+            "--enable-ipv6=false",
+            f"--hostname-override={NODE_NAME}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--health-port={POLICY_HEALTH_PORT}",
+            "--metrics-port=0",
+        ],
+    )
+    c.wait(
+        "kube-router",
+        time.monotonic() + 60,
+        lambda: http_ok(f"http://127.0.0.1:{POLICY_HEALTH_PORT}/healthz"),
     )
 
 
