@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
 .PHONY: run test lint venv restate controlplane node-packages images cluster cluster-down bench clean
+.PHONY: soak fuzz
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
 $(VENV)/.stamp: pyproject.toml $(wildcard services/*/__init__.py operator/*/__init__.py)
@@ -59,6 +60,16 @@ lint: venv
 # (about 10 minutes; installs wrk from Debian, Node 22 and the TypeScript peer from npm).
 bench: venv restate
 	$(PY) bench/run.py
+
+# Thousands of invocations while processes are SIGKILLed, crash or get SIGTERM and
+# restate-server is SIGKILLed; checked from the effects: docs/reliability.md (a few minutes).
+soak: venv restate
+	$(PY) bench/soak.py
+
+# schemathesis with Restate's OpenAPI documents, raw malformed bodies, the services' own
+# routes: no 5xx, 4xx naming the problem, nothing left retrying: docs/reliability.md.
+fuzz: venv restate
+	$(PY) bench/fuzz.py
 
 clean:
 	rm -rf $(VENV)

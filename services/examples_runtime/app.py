@@ -7,13 +7,18 @@ With METRICS_PORT set, that port serves `/metrics`, `/healthz` and `/readyz` onl
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable
+from typing import Any
 
 import restate
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from restate._internal import VMException
+from restate.server import parse_path
 from restate.server_types import Receive, Scope, Send
 
 from examples_runtime import lifecycle, metrics
@@ -21,6 +26,8 @@ from examples_runtime.handlers import AnyService, instrument
 from examples_runtime.logs import configure_logging
 from examples_runtime.settings import SettingsError, get_settings
 from examples_runtime.stubs import check_failure_settings
+
+logger = logging.getLogger("examples_runtime.app")
 
 OPERATIONS_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
 METRICS_PORT_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -50,10 +57,56 @@ class ServiceApp:
             # Neither the Restate endpoint nor the example's own routes on the metrics port.
             not_found = PlainTextResponse("not found", status_code=404)
             await not_found(scope, receive, send)  # type: ignore[arg-type]
-        elif scope["type"] != "http" or path.startswith(self._http_prefixes):  # lifespan too
+        elif (
+            scope["type"] != "http"  # lifespan too
+            or path.startswith(self._http_prefixes)
+            # Not a path of Restate's protocol: the SDK would answer an empty 404.
+            or parse_path(path)["type"] == "unknown"
+        ):
             await self.http_app(scope, receive, send)  # type: ignore[arg-type]
         else:
-            await self.restate_app(scope, receive, send)
+            started = False
+
+            async def tracked(message: Any) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            try:
+                await self.restate_app(scope, receive, tracked)
+            except VMException as error:
+                # Not Restate calling (curl, a probe, a scanner: no Restate protocol content
+                # type, or a version the SDK does not speak): the SDK raises out of the app,
+                # an empty 500. Answer its status and message instead. (After the identity
+                # check: with RESTATE_IDENTITY_KEYS, an unsigned request still gets 401.)
+                if started:
+                    raise
+                status, problem = _vm_problem(error)
+                await _refuse(scope, receive, send, status, problem)
+
+
+def _vm_problem(error: VMException) -> tuple[int, str]:
+    """(status, message) of the SDK's `(415) unrecognized content-type ...`."""
+    text = str(error)
+    match = re.match(r"\((\d{3})\)\s*(.*)", text, re.DOTALL)
+    if match and 400 <= int(match.group(1)) < 600:
+        return int(match.group(1)), match.group(2)
+    return 500, text
+
+
+class _RefusedRequestFilter(logging.Filter):
+    """Drops the SDK's traceback for a request it refused with a 4xx (answered by `_refuse`,
+    which logs one warning line instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, VMException) and 400 <= _vm_problem(error)[0] < 500)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, problem: str) -> None:
+    logger.warning("refused %s %s: %s", scope.get("method"), scope.get("path"), problem)
+    response = PlainTextResponse(problem, status_code=status)
+    await response(scope, receive, send)  # type: ignore[arg-type]
 
 
 async def _bad_request(request: Request, error: Exception) -> JSONResponse:
@@ -67,6 +120,7 @@ def create_app(services: Iterable[AnyService], http_app: FastAPI | None = None) 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     check_failure_settings()
+    logging.getLogger("restate.server").addFilter(_RefusedRequestFilter())
     services = list(services)
     instrument(services)
 

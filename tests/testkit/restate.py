@@ -130,6 +130,8 @@ class ExampleService:
         self._supervisor: threading.Thread | None = None
         self._supervise = threading.Event()
         self.restarts = 0
+        # (time.time() when reaped, exit code) of every exit the supervisor restarted after.
+        self.exits: list[tuple[float, int]] = []
 
     def start(self, timeout: float = 30) -> None:
         self.process.start()
@@ -150,7 +152,7 @@ class ExampleService:
         def loop() -> None:
             while self._supervise.is_set():
                 if not self.process.running and self._supervise.is_set():
-                    self.process.wait(10)
+                    self.exits.append((time.time(), self.process.wait(10)))
                     self.restarts += 1
                     self.process.start()
                 time.sleep(0.1)
