@@ -72,6 +72,9 @@ def release(real_cluster: RealCluster, prometheus: str) -> Iterator[str]:
         "--wait", "--timeout", "10m", *real_cluster.image_values,
         "--set", "metrics.grafanaDashboard.enabled=true",
     )  # fmt: skip
+    # As the README has users wait: the four examples registered (their workloads Ready).
+    real_cluster.kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", "restateworkloads",
+                         "--all", "--timeout=300s")  # fmt: skip
     try:
         yield NAMESPACE
     finally:

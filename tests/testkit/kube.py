@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -42,7 +41,10 @@ from testkit.cluster import kubeconfig as kc
 from testkit.cluster.controlplane import (
     ControlPlane,
     KubeStartupError,
+    find_tool,
+    helm_env,
     resolve_bin_dir,
+    sa_exists,
 )
 
 __all__ = [
@@ -65,16 +67,6 @@ class KubeCommandError(subprocess.CalledProcessError):
     def __str__(self) -> str:
         cmd = " ".join(self.cmd) if isinstance(self.cmd, list) else str(self.cmd)
         return f"{cmd!r} exited {self.returncode}:\n{self.stderr or ''}{self.stdout or ''}"
-
-
-def _sa_exists(core: k8s.CoreV1Api, namespace: str, name: str = "default") -> bool:
-    try:
-        core.read_namespaced_service_account(name, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return False
-        raise
-    return True
 
 
 @dataclass
@@ -148,14 +140,6 @@ class Kube:
 
     # ----------------------------------------------------------------- CLIs
 
-    def _tool(self, name: str) -> str:
-        if self.bin_dir is not None and (self.bin_dir / name).exists():
-            return str(self.bin_dir / name)
-        found = shutil.which(name)
-        if found is None:
-            raise FileNotFoundError(f"{name} not found: run `make controlplane`")
-        return found
-
     def _run(
         self,
         tool: str,
@@ -167,7 +151,7 @@ class Kube:
         timeout: float,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [self._tool(tool), *args]
+        cmd = [find_tool(self.bin_dir, tool), *args]
         proc = subprocess.run(
             cmd,
             input=input,
@@ -204,12 +188,7 @@ class Kube:
         timeout: float = 300.0,
     ) -> subprocess.CompletedProcess[str]:
         """Run helm v4 with its cache/config/data dirs in the work dir (no $HOME state)."""
-        helm_home = self.workdir / "helm"
-        env = {
-            "HELM_CACHE_HOME": str(helm_home / "cache"),
-            "HELM_CONFIG_HOME": str(helm_home / "config"),
-            "HELM_DATA_HOME": str(helm_home / "data"),
-        }
+        env = helm_env(self.workdir)
         return self._run(
             "helm",
             args,
@@ -231,7 +210,7 @@ class Kube:
             core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
             if wait_for_sa:
                 deadline = time.monotonic() + 60
-                while not _sa_exists(core, name):
+                while not sa_exists(core, name):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"no default ServiceAccount in namespace {name}")
                     time.sleep(0.1)

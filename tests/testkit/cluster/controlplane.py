@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 from kubernetes import client as k8s
+from kubernetes.client import ApiException
 
 from testkit.cluster import kubeconfig as kc
 from testkit.cluster.pki import CertificateAuthority, KeyPair, service_account_keys
@@ -63,6 +64,26 @@ def resolve_bin_dir(*, build: bool = False) -> Path:
             "(tests/controlplane/build.sh; a cold build takes 10-30 minutes)\n" + proc.stderr
         )
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def find_tool(bin_dir: Path | None, name: str) -> str:
+    """A CLI (kubectl, helm) from the built binaries, else from $PATH."""
+    if bin_dir is not None and (bin_dir / name).exists():
+        return str(bin_dir / name)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: run `make controlplane`")
+    return found
+
+
+def helm_env(workdir: Path) -> dict[str, str]:
+    """Helm's cache, config and data directories under ``workdir`` (no state in $HOME)."""
+    home = workdir / "helm"
+    return {
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
 
 
 @dataclass
@@ -329,7 +350,7 @@ class ControlPlane:
             c.wait(name, deadline, functools.partial(http_ok, f"https://127.0.0.1:{port}/healthz"))
         with self.api_client() as api:
             core = k8s.CoreV1Api(api)
-            c.wait("kube-controller-manager", deadline, lambda: _sa_exists(core, "default"))
+            c.wait("kube-controller-manager", deadline, lambda: sa_exists(core, "default"))
             if self.fake_node:
                 c.wait("kwok", deadline, lambda: http_ok(f"http://127.0.0.1:{kwok_port}/healthz"))
                 core.create_node(_fake_node(FAKE_NODE))
@@ -415,9 +436,7 @@ def _fake_node(name: str) -> k8s.V1Node:
     )
 
 
-def _sa_exists(core: k8s.CoreV1Api, namespace: str, name: str = "default") -> bool:
-    from kubernetes.client import ApiException
-
+def sa_exists(core: k8s.CoreV1Api, namespace: str, name: str = "default") -> bool:
     try:
         core.read_namespaced_service_account(name, namespace)
     except ApiException as e:

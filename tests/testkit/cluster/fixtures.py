@@ -25,7 +25,13 @@ from pathlib import Path
 import pytest
 
 from testkit.cluster import local
-from testkit.cluster.controlplane import REPO_ROOT, KubeStartupError, resolve_bin_dir
+from testkit.cluster.controlplane import (
+    REPO_ROOT,
+    KubeStartupError,
+    find_tool,
+    helm_env,
+    resolve_bin_dir,
+)
 from testkit.ports import free_port
 from testkit.processes import eventually
 
@@ -84,12 +90,7 @@ class RealCluster:
     node: it has them under the chart's default references)."""
 
     def _tool(self, name: str) -> str:
-        if self.bin_dir is not None and (self.bin_dir / name).exists():
-            return str(self.bin_dir / name)
-        found = shutil.which(name)
-        if found is None:
-            raise FileNotFoundError(f"{name} not found: run `make controlplane`")
-        return found
+        return find_tool(self.bin_dir, name)
 
     def kubectl(
         self, *args: str, timeout: float = 300, check: bool = True, input: str | None = None
@@ -98,12 +99,7 @@ class RealCluster:
         return run(cmd, timeout=timeout, check=check, input=input).stdout
 
     def helm(self, *args: str, timeout: float = 900, check: bool = True) -> str:
-        helm_home = self.workdir / "helm"
-        env = {
-            "HELM_CACHE_HOME": str(helm_home / "cache"),
-            "HELM_CONFIG_HOME": str(helm_home / "config"),
-            "HELM_DATA_HOME": str(helm_home / "data"),
-        }
+        env = helm_env(self.workdir)
         cmd = [self._tool("helm"), "--kubeconfig", str(self.kubeconfig), *args]
         return run(cmd, env=env, timeout=timeout, check=check).stdout
 
