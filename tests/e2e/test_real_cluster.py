@@ -341,14 +341,19 @@ def test_unsigned_request_from_another_pod_is_refused(
     images = _json(real_cluster, "-n", release, "get", "rwl", f"{FULLNAME}-user-object")
     image = images["spec"]["template"]["spec"]["containers"][0]["image"]
     url = f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/x/greet"
+    # A new pod's address reaches the policy engine's rules a moment after the pod starts
+    # (kube-router syncs on pod events): until then the connection is refused, so it retries.
     script = (
-        "import urllib.request, urllib.error\n"
+        "import time, urllib.request, urllib.error\n"
         f"req = urllib.request.Request({url!r}, data=b'\"Hi\"', method='POST',\n"
         "    headers={'content-type': 'application/json'})\n"
-        "try:\n"
-        "    print('status', urllib.request.urlopen(req, timeout=10).status)\n"
-        "except urllib.error.HTTPError as e:\n"
-        "    print('status', e.code)\n"
+        "for attempt in range(60):\n"
+        "    try:\n"
+        "        print('status', urllib.request.urlopen(req, timeout=10).status); break\n"
+        "    except urllib.error.HTTPError as e:\n"
+        "        print('status', e.code); break\n"
+        "    except OSError as e:\n"
+        "        print('not connected yet:', e); time.sleep(1)\n"
     )
     name = f"intruder-{uuid.uuid4().hex[:6]}"
     restate_labels = {
