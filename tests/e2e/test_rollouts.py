@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import uuid
@@ -36,7 +35,6 @@ import pytest
 from testkit.cluster import local
 from testkit.cluster.controlplane import REPO_ROOT
 from testkit.cluster.fixtures import RealCluster
-from testkit.ports import free_port
 from testkit.processes import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
@@ -125,41 +123,6 @@ def build_incompatible_image(workdir: Path) -> None:
         env=env, check=True, capture_output=True, timeout=600,
     )  # fmt: skip
     local.load_images(archive)
-
-
-def kubectl_command(cluster: RealCluster, *args: str) -> list[str]:
-    return [cluster._tool("kubectl"), "--kubeconfig", str(cluster.kubeconfig), *args]
-
-
-@contextlib.contextmanager
-def port_forward(cluster: RealCluster, namespace: str, target: str, remote: int) -> Iterator[str]:
-    """``kubectl port-forward`` as a user runs it; yields the local URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        kubectl_command(
-            cluster,
-            "-n",
-            namespace,
-            "port-forward",
-            target,
-            f"{port}:{remote}",
-            "--address",
-            "127.0.0.1",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        eventually(lambda: _connectable(port), 30, f"port-forward to {target}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _connectable(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def record(key: str, value: object) -> None:
@@ -306,8 +269,8 @@ def install(cluster: RealCluster, namespace: str, release: str, *extra: str) -> 
 def connected(cluster: RealCluster, namespace: str, release: str) -> Iterator[Release]:
     restate = f"svc/{release}-restate-examples-restate"
     with (
-        port_forward(cluster, namespace, restate, 8080) as ingress_url,
-        port_forward(cluster, namespace, restate, 9070) as admin_url,
+        cluster.port_forward(namespace, restate, 8080) as ingress_url,
+        cluster.port_forward(namespace, restate, 9070) as admin_url,
         httpx.Client(base_url=ingress_url, timeout=120) as ingress,
         httpx.Client(base_url=admin_url, timeout=30) as admin,
     ):
@@ -449,7 +412,7 @@ def _record_operator(rel: Release) -> None:
     )  # fmt: skip
     rss = next(line for line in status.splitlines() if line.startswith("VmRSS"))
     record("operator pod RSS (/proc/1/status)", rss.split(":", 1)[1].strip())
-    with port_forward(rel.cluster, rel.namespace, f"pod/{pod}", 9090) as url:
+    with rel.cluster.port_forward(rel.namespace, f"pod/{pod}", 9090) as url:
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
     sums = {
         m.group(1): float(m.group(2))
@@ -600,13 +563,10 @@ def test_the_previous_design_shows_the_journal_mismatch(cluster: RealCluster) ->
             "--set", "examples.signupWorkflow.enabled=false")  # fmt: skip
     try:
         with connected(cluster, LEGACY_NAMESPACE, LEGACY_RELEASE) as rel:
-            apply = ["-n", LEGACY_NAMESPACE, "apply", "-f", "-"]
 
             def kubectl_apply(tag: str) -> None:
-                subprocess.run(
-                    kubectl_command(cluster, *apply), input=json.dumps(_legacy_objects(tag)),
-                    text=True, check=True, capture_output=True,
-                )  # fmt: skip
+                cluster.kubectl("-n", LEGACY_NAMESPACE, "apply", "-f", "-",
+                                input=json.dumps(_legacy_objects(tag)))  # fmt: skip
 
             def registration() -> dict[str, Any]:
                 status: dict[str, Any] = rel.json("get", "rreg", "legacy-signup").get("status", {})
