@@ -31,7 +31,43 @@ from testkit.restate import RestateServer, install_restate  # noqa: E402
 PY_SPY = Path(sys.executable).parent / "py-spy"
 IDLE = re.compile(r"\((selectors|threading|queue)\.py:\d+\)$|^(select|poll|epoll)\b|\bwait \(")
 # Code that is ours or that only our runtime calls per invocation.
-OURS = ("examples_runtime/", "logging/", "prometheus_client/", "pydantic", "json/", "stubs.py")
+OURS = (
+    "examples_runtime/",
+    "logging/",
+    "prometheus_client/",
+    "pydantic",
+    "json/",
+    "orjson",
+    "stubs.py",
+)
+# Where the self time (leaf frame) goes, by the first matching part of the frame's file.
+PACKAGES = (
+    ("restate SDK", ("restate/",)),
+    ("hypercorn + h2", ("hypercorn/", "h2/", "hpack/", "hyperframe/")),
+    ("granian", ("granian",)),
+    ("asyncio + uvloop", ("asyncio/", "uvloop")),
+    ("logging + json", ("logging/", "json/", "orjson")),
+    ("metrics", ("prometheus_client/",)),
+    ("pydantic", ("pydantic",)),
+    (
+        "examples_runtime + examples",
+        (
+            "examples_runtime/",
+            "subscriptions/",
+            "signup_workflow/",
+            "building_blocks/",
+            "user_object/",
+        ),
+    ),
+    ("fastapi + starlette", ("fastapi/", "starlette/")),
+)
+
+
+def package_of(frame: str) -> str:
+    for name, parts in PACKAGES:
+        if any(p in frame for p in parts):
+            return name
+    return "other (" + frame_name(frame).split(" (")[-1].rstrip(")").split("/")[0] + ")"
 
 
 def frame_name(frame: str) -> str:
@@ -55,7 +91,9 @@ def summarize(raw: Path, top: int) -> str:
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
     ours: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     for frames, count in busy:
+        packages[package_of(frames[-1])] += count
         names = [frame_name(f) for f in frames]
         for name in set(names):
             inclusive[name] += count
@@ -68,6 +106,8 @@ def summarize(raw: Path, top: int) -> str:
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in inclusive.most_common(top)]
     out.append(f"\n## top {top} by self share (leaf frame)")
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in leaf.most_common(top)]
+    out.append("\n## self share by package (leaf frame's file)")
+    out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in packages.most_common(top)]
     out.append("\n## runtime code and what it calls (logging, metrics, validation), inclusive")
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in ours.most_common(top)]
     return "\n".join(out)
@@ -82,6 +122,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, default=None, help="also write the summary here")
+    parser.add_argument(
+        "--env", action="append", default=[], help="a setting of the service, KEY=VALUE"
+    )
+    parser.add_argument("--native", action="store_true", help="also sample native frames")
     args = parser.parse_args()
     scenario = SCENARIOS[args.scenario]
     example = scenario.examples[0]
@@ -91,6 +135,7 @@ def main() -> None:
         server = RestateServer(install_restate(), workdir / "server")
         server.start()
         env = python_env(example, server.ingress_url, args.services)
+        env.update(dict(kv.split("=", 1) for kv in args.env))
         app = "bench.noop_py:app" if example == "noop" else None
         service_example = "user-object" if example == "noop" else example
         target = python_target("py", service_example, workdir / "py", env, app)
@@ -103,7 +148,7 @@ def main() -> None:
             spy = [
                 str(PY_SPY), "record", "--pid", str(target.process.pid), "--format", "raw",
                 "--rate", str(args.rate), "--duration", str(int(args.seconds)),
-                "--nonblocking", "--output", str(raw),
+                "--nonblocking", "--output", str(raw), *(["--native"] if args.native else []),
             ]  # fmt: skip
             recorder = threading.Thread(
                 target=subprocess.run, args=(spy,), kwargs={"capture_output": True}
@@ -111,9 +156,9 @@ def main() -> None:
             recorder.start()
             load = scenario.load(run, target, "p")
             recorder.join()
-            summary = f"# {args.scenario}: {load.rps:.0f} ops/s under py-spy\n" + summarize(
-                raw, args.top
-            )
+            settings = " ".join(args.env) or "defaults"
+            summary = f"# {args.scenario} ({settings}): {load.rps:.0f} ops/s under py-spy\n"
+            summary += summarize(raw, args.top)
         finally:
             target.stop()
             server.stop()

@@ -1,6 +1,6 @@
 """Benchmarks the Python example services against the TypeScript SDK and a no-op ceiling.
 
-    .venv/bin/python bench/run.py            # full run (about 10 min): docs/benchmarks.md + .png
+    .venv/bin/python bench/run.py            # full run (about 18 min): docs/benchmarks.md + .png
     .venv/bin/python bench/run.py --smoke    # a few seconds a scenario, no thresholds, for CI
 
 One real restate-server; the Python services (`python -m examples_runtime`), the same examples
@@ -147,9 +147,39 @@ SCENARIOS = {
     )
 }
 
-# Python-only variants, each compared with the default (1 hypercorn worker, HTTP/2).
-VARIANTS = ("py-w2", "py-h1")
-VARIANT_SCENARIOS = ("greet-many", "subscriptions")
+# Python variants, each compared with the default (the settings' defaults: 1 worker, HTTP/2)
+# and run alternately with it and the TS peer: workers and protocol, then server and event
+# loop. The server/loop variant that is the default is left out (it is `py`).
+VARIANT_ENV = {
+    "py-w2": {"WORKERS": "2"},
+    "py-h1": {},  # registered with Restate as HTTP/1.1 request/response
+    "py-hc": {"SERVER": "hypercorn", "EVENT_LOOP": "asyncio"},
+    "py-uv": {"SERVER": "hypercorn", "EVENT_LOOP": "uvloop"},
+    "py-gr": {"SERVER": "granian", "EVENT_LOOP": "uvloop"},
+    "py-gra": {"SERVER": "granian", "EVENT_LOOP": "asyncio"},
+}
+
+
+def python_default() -> dict[str, str]:
+    """The server and event loop a service runs with when nothing is set."""
+    from examples_runtime.settings import Settings
+
+    fields = Settings.model_fields
+    return {"SERVER": fields["server"].default, "EVENT_LOOP": fields["event_loop"].default}
+
+
+SERVER_LOOP_VARIANTS = tuple(
+    label
+    for label in ("py-hc", "py-uv", "py-gr", "py-gra")
+    if VARIANT_ENV[label] != python_default()
+)
+VARIANTS = ("py-w2", "py-h1", *SERVER_LOOP_VARIANTS)
+# The variants of each scenario of the variants group (the server/loop ones in all three).
+VARIANT_SCENARIOS = {
+    "greet-many": VARIANTS,
+    "subscriptions": VARIANTS,
+    "signup": SERVER_LOOP_VARIANTS,
+}
 
 
 # The example settings of every benchmark run: no injected failures, short delays. The TS peer
@@ -216,8 +246,7 @@ class Bench:
         if key not in self.targets:
             services = self.args.candidate if label == "py-cand" else self.args.services
             env = python_env(example, self.server.ingress_url, services)
-            if label == "py-w2":
-                env["WORKERS"] = "2"
+            env.update(VARIANT_ENV.get(label, {}))
             app = "bench.noop_py:app" if example == "noop" else None
             target = python_target(
                 label,
@@ -314,10 +343,13 @@ class Bench:
                 ]
                 self.compare(scenario, pair)
             if self.args.variants:
-                for name in VARIANT_SCENARIOS:
+                for name, variants in VARIANT_SCENARIOS.items():
+                    if name not in self.args.scenarios:
+                        continue
                     scenario = SCENARIOS[name]
-                    example = scenario.examples[0]
-                    group = [(example, self.python(example, label)) for label in ("py", *VARIANTS)]
+                    example, ts_example = scenario.examples
+                    group = [(example, self.python(example, label)) for label in ("py", *variants)]
+                    group.append((ts_example, self.typescript(ts_example)))
                     self.compare(scenario, group, "variants")
             if self.args.candidate:
                 for name in self.args.candidate_scenarios:
@@ -441,6 +473,7 @@ def main(argv: list[str] | None = None) -> None:
         started=time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(started)),
         wall_s=round(time.time() - started),
         versions=report.versions(),
+        python_default=python_default(),
     )
     json_path = args.json or (BENCH / "results" / ("smoke.json" if args.smoke else "latest.json"))
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -450,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report.ratio_table(summary))
     for group in ("variants", "candidate"):
         if report.scenarios_of(summary, group):
-            print(report.variant_table(summary, group))
+            print(report.variant_table(summary, group, python_default()))
     if args.write_report:
         report.write(results, summary, args.report)
         log(f"report: {args.report}")

@@ -1,19 +1,38 @@
-"""Structured logs: one JSON object a line, carrying the Restate invocation id when there is one."""
+"""Structured logs: one JSON object a line, carrying the Restate invocation id when there is one.
+
+Every `@stub` step writes a line, so the path of one record is kept short: no caller lookup
+(`logging._srcfile`; no formatter prints it), the timestamp's second formatted once a second,
+orjson instead of `json`, and one `write(2)` of the encoded line instead of a text stream's
+write and flush. Each line is still written before the call returns (nothing buffered: an
+injected crash must not lose the lines before it).
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import os
 import sys
-from datetime import UTC, datetime
+import time
+from typing import IO, Any
+
+import orjson
 
 # Set by the handler wrapper for the duration of each handler attempt.
 invocation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "invocation_id", default=None
 )
 
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# Types `json.dumps(default=str)` wrote with str(): orjson would write them its own way.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_APPEND_NEWLINE
+)
 
 
 class _InvocationFilter(logging.Filter):
@@ -22,20 +41,58 @@ class _InvocationFilter(logging.Filter):
         return True
 
 
+class _Timestamps:
+    """`2026-11-29T16:43:00.123+00:00` (UTC, milliseconds), the second formatted once."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
+
+
+def _str(value: object) -> str:
+    return str(value)
+
+
 class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+    def __init__(self) -> None:
+        super().__init__()
+        self._timestamp = _Timestamps()
+
+    def entry(self, record: logging.LogRecord) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "time": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(
-            {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and v is not None}
-        )
+        fields = record.__dict__
+        # The few extra fields (a set difference in C instead of a loop over ~25 attributes),
+        # in a stable order.
+        for key in sorted(fields.keys() - _STANDARD_ATTRS):
+            value = fields[key]
+            if value is not None:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return entry
+
+    def encode(self, record: logging.LogRecord) -> bytes:
+        """The record as one line of JSON, newline included."""
+        entry = self.entry(record)
+        try:
+            return orjson.dumps(entry, default=_str, option=_ORJSON_OPTIONS)
+        except TypeError:  # what orjson refuses (int too large, non-str keys): as json did
+            return (json.dumps(entry, default=str) + "\n").encode()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.encode(record)[:-1].decode()
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -46,11 +103,47 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line}  {fields}" if fields else line
 
 
+class _JsonLineHandler(logging.StreamHandler[IO[str]]):
+    """Writes each JSON line with one `os.write` to the stream's file descriptor (falls back to
+    the stream when it has none, as under pytest's capture)."""
+
+    def __init__(self, stream: IO[str], formatter: JsonFormatter) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+        self._json = formatter
+        try:
+            self._fd: int | None = stream.fileno()
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._fd is None:
+            super().emit(record)
+            return
+        try:
+            line = memoryview(self._json.encode(record))
+            while line:
+                line = line[os.write(self._fd, line) :]
+        except Exception:
+            self.handleError(record)
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Send every log record to stderr, unbuffered, in the chosen format."""
-    handler = logging.StreamHandler(sys.stderr)
+    # No formatter prints the caller's file and line: skip looking them up for every record
+    # (the logging HOWTO's "Optimization"). Threads and processes are not printed either.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler: logging.Handler
+    if fmt == "json":
+        handler = _JsonLineHandler(sys.stderr, JsonFormatter())
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(ConsoleFormatter())
     handler.addFilter(_InvocationFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -22,6 +22,8 @@ from testkit.restate import EXAMPLES
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"RESTATE_IDENTITY_KEYS": "publickeyv1_0OIl"}, "RESTATE_IDENTITY_KEYS"),
         ({"PORT": "9080", "METRICS_PORT": "9080"}, "METRICS_PORT: Value error, must differ"),
+        ({"SERVER": "uvicorn"}, "SERVER: Input should be 'hypercorn' or 'granian'"),
+        ({"EVENT_LOOP": "trio"}, "EVENT_LOOP: Input should be 'asyncio' or 'uvloop'"),
     ],
 )
 def test_invalid_setting_stops_the_service_naming_it(env: dict[str, str], message: str) -> None:
