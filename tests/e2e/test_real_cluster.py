@@ -340,7 +340,9 @@ def test_unsigned_request_from_another_pod_is_refused(
     where they are enforced: the signature is the second lock, and it holds."""
     images = _json(real_cluster, "-n", release, "get", "rwl", f"{FULLNAME}-user-object")
     image = images["spec"]["template"]["spec"]["containers"][0]["image"]
-    url = f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/greet"
+    url = (
+        f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/greet"
+    )
     # A new pod's address reaches the policy engine's rules a moment after the pod starts
     # (kube-router syncs on pod events): until then the connection is refused, so it retries.
     script = (
