@@ -30,7 +30,8 @@ from testkit.cluster.controlplane import (
 STATE_DIR = Path(os.environ.get("RESTATE_EXAMPLES_NODE_DIR", "/var/lib/restate-examples-node"))
 RUN_DIR = Path("/run/restate-examples-node")
 CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
-SYSCTLS_RECORD = CACHE / "node" / "sysctls.json"
+# The host's values from before the first node started: machine-wide, like the node itself.
+SYSCTLS_RECORD = Path("/var/lib/restate-examples-node.sysctls.json")
 IMAGES_ARCHIVE = CACHE / "images" / "images.tar"
 IMAGES_SH = REPO_ROOT / "deploy" / "images.sh"
 DEFAULT_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"
@@ -60,7 +61,7 @@ def _state_file() -> Path:
 
 
 def running() -> ClusterInfo | None:
-    """The recorded cluster, if its API server answers and its node is Ready."""
+    """The recorded cluster, if all its processes live and its API server answers."""
     try:
         info = ClusterInfo(**json.loads(_state_file().read_text()))
     except (OSError, ValueError, TypeError):
@@ -101,8 +102,8 @@ def up(kubeconfig_out: Path = DEFAULT_KUBECONFIG, images: Path | None = None) ->
     info = running()
     if info is None:
         down()
-        info = _start()
-    if images is not None:
+        info = _start(images or (IMAGES_ARCHIVE if IMAGES_ARCHIVE.exists() else None))
+    elif images is not None:
         t0 = time.monotonic()
         load_images(images)
         info.timings["images_loaded_s"] = round(time.monotonic() - t0, 1)
@@ -112,7 +113,7 @@ def up(kubeconfig_out: Path = DEFAULT_KUBECONFIG, images: Path | None = None) ->
     return info
 
 
-def _start() -> ClusterInfo:
+def _start(images: Path | None) -> ClusterInfo:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     bin_dir = resolve_bin_dir()
@@ -141,9 +142,9 @@ def _start() -> ClusterInfo:
     c = Components(bin_dir, STATE_DIR, die_with_parent=False)
     try:
         node.start_containerd(c, paths)
-        if IMAGES_ARCHIVE.exists():
+        if images is not None:
             t1 = time.monotonic()
-            node.load_images(paths, IMAGES_ARCHIVE)
+            node.load_images(paths, images)
             timings["images_loaded_s"] = round(time.monotonic() - t1, 1)
         t1 = time.monotonic()
         node.start_kubelet(c, paths, cp)
