@@ -201,9 +201,10 @@ def test_uninstall_runs_the_finalizers_while_the_operator_is_alive(
             )
 
         wait_until(finalized, 60, "the operator's finalizer on the four workloads")
+        versions = f"{selector},app.kubernetes.io/component=example-service"
         wait_until(
             lambda: (
-                len(get_json(kube, "replicasets", "-n", namespace, "-l", selector)["items"]) == 4
+                len(get_json(kube, "replicasets", "-n", namespace, "-l", versions)["items"]) == 4
             ),
             60,
             "each example's first version",
