@@ -238,10 +238,12 @@ def _traffic(cluster: RealCluster) -> None:
         cluster.port_forward(NAMESPACE, f"svc/{FULLNAME}-restate", 8080) as url,
         httpx.Client(base_url=url, timeout=60) as ingress,
     ):
+        # Spread over ~40 s, so that Prometheus (every 5 s) sees rates and percentiles move.
         deadline = time.monotonic() + 60
-        for i in range(60):
+        for i in range(90):
             if time.monotonic() > deadline:
                 break
+            time.sleep(0.4)
             key = f"mary-{i % 7}"
             assert ingress.post(f"/GreeterObject/{key}/greet", json="Hi").status_code == 200
             if i % 3 == 0:

@@ -224,8 +224,10 @@ def _remove_cni_leftovers() -> None:
     """Files the CNI plugins and containerd keep at fixed paths for our network and shims."""
     results = Path("/var/lib/cni/results")
     if results.is_dir():
-        for f in results.glob("restate-examples-*"):
-            f.unlink(missing_ok=True)
+        # Our network's results, and the loopback ones containerd's CRI keeps for every pod.
+        for pattern in ("restate-examples-*", "cni-loopback-*"):
+            for f in results.glob(pattern):
+                f.unlink(missing_ok=True)
         _remove_if_empty(results)
         _remove_if_empty(results.parent)
     shims = Path("/run/containerd/s")
