@@ -18,10 +18,11 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
 
+from testkit.examples import email_secret
 from testkit.kube import Kube
 from testkit.ports import free_port
 from testkit.processes import Process, eventually
-from testkit.restate import EXAMPLES, REPO, ExampleService, RestateServer
+from testkit.restate import EXAMPLES, REPO, ExampleService, RestateServer, Suite
 
 CHART = REPO / "deploy" / "helm" / "restate-examples"
 CRD = CHART / "crds" / "restateregistrations.yaml"
@@ -394,3 +395,14 @@ def spec_for(service: str, port: int, **extra: Any) -> dict[str, Any]:
 
 
 __all__ = ["EXAMPLES", "OperatorEnv", "crd", "env", "eventually", "spec_for", "workload_template"]
+
+
+def start_signup(env: OperatorEnv, service: ExampleService, user: str) -> str:
+    """Starts a SignupWorkflow run (one-way) and returns the secret of its email."""
+    answer = httpx.post(
+        f"{env.server.ingress_url}/SignupWorkflow/{user}/run/send",
+        json={"name": "Bob", "email": "bob@example.com"},
+        timeout=30,
+    )
+    assert answer.status_code in (200, 202), answer.text
+    return email_secret(Suite(env.server, {"signup-workflow": service}), user)

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_tests.support import OperatorEnv, eventually, spec_for
+from operator_tests.support import OperatorEnv, eventually, spec_for, start_signup
 
-from testkit.examples import email_secret
-from testkit.restate import ExampleService, RestateServer, Suite
+from testkit.restate import ExampleService, RestateServer
 
 pytestmark = pytest.mark.kube
 
@@ -103,16 +102,6 @@ def test_orphan_deletion_leaves_the_deployment(env: OperatorEnv) -> None:
     env.delete_registration("reg")
     eventually(lambda: env.gone("reg"), 30, "the registration to be deleted")
     assert [d["id"] for d in env.restate_deployments()] == [first["deploymentId"]]
-
-
-def start_signup(env: OperatorEnv, service: ExampleService, user: str) -> str:
-    answer = httpx.post(
-        f"{env.server.ingress_url}/SignupWorkflow/{user}/run/send",
-        json={"name": "Bob", "email": "bob@example.com"},
-        timeout=30,
-    )
-    assert answer.status_code in (200, 202), answer.text
-    return email_secret(Suite(env.server, {"signup-workflow": service}), user)
 
 
 def pinned(server: RestateServer, deployment_id: str) -> int:

@@ -16,26 +16,13 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
-from operator_tests.support import OperatorEnv, eventually
-
-from testkit.examples import email_secret
-from testkit.restate import ExampleService, Suite
+from operator_tests.support import OperatorEnv, eventually, start_signup
 
 pytestmark = pytest.mark.kube
 
 
 def record(key: str, value: object) -> None:
     print(f"\n[measured] {key}: {value}")
-
-
-def start_signup(env: OperatorEnv, service: ExampleService, user: str) -> str:
-    answer = httpx.post(
-        f"{env.server.ingress_url}/SignupWorkflow/{user}/run/send",
-        json={"name": "Bob", "email": "bob@example.com"},
-        timeout=30,
-    )
-    assert answer.status_code in (200, 202), answer.text
-    return email_secret(Suite(env.server, {"signup-workflow": service}), user)
 
 
 def click(env: OperatorEnv, user: str, secret: str) -> None:
