@@ -16,11 +16,21 @@ from typing import IO, Any, TypeVar
 T = TypeVar("T")
 
 
+class GiveUp(Exception):  # noqa: N818 - it names what `eventually` does with it
+    """Raised by a polled check when waiting longer cannot help (the process it waits for has
+    exited): `eventually` re-raises it at once instead of polling until its timeout."""
+
+
+class ProcessExited(GiveUp, RuntimeError):
+    """The process a check waits for is gone."""
+
+
 def eventually(
     check: Callable[[], T | None], timeout: float = 60.0, what: str = "", interval: float = 0.2
 ) -> T:
     """Polls `check` until it returns something truthy, and returns that; raises TimeoutError
-    naming `what` (and the last error or value seen) after `timeout` seconds."""
+    naming `what` (and the last error or value seen) after `timeout` seconds. A `GiveUp` raised
+    by `check` ends the wait at once (any other exception means "not yet")."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
@@ -29,6 +39,8 @@ def eventually(
             if value:
                 return value
             last = value
+        except GiveUp:
+            raise
         except Exception as e:  # the thing polled is not up yet
             last = f"{type(e).__name__}: {e}"
         if time.monotonic() > deadline:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from testkit.ports import free_port
-from testkit.processes import Process, wait_until
+from testkit.processes import Process, ProcessExited, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,7 +88,7 @@ class RestateServer:
 
     def healthy(self) -> bool:
         if not self.process.running:
-            raise RuntimeError(f"restate-server exited:\n{self.process.tail()}")
+            raise ProcessExited(f"restate-server exited:\n{self.process.tail()}")
         admin = httpx.get(f"{self.admin_url}/health", timeout=2)
         ingress = httpx.get(f"{self.ingress_url}/restate/health", timeout=2)
         return admin.status_code == 200 and ingress.status_code == 200
@@ -142,7 +142,7 @@ class ExampleService:
 
     def ready(self) -> bool:
         if not self.process.running:
-            raise RuntimeError(f"{self.name} exited:\n{self.process.tail()}")
+            raise ProcessExited(f"{self.name} exited:\n{self.process.tail()}")
         return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
 
     def supervise(self) -> None:
