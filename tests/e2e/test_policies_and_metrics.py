@@ -10,7 +10,6 @@ Every denied connection is also shown to succeed once the policies are off.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -37,17 +36,37 @@ FULLNAME = RELEASE
 CHART = REPO_ROOT / "deploy" / "helm" / "restate-examples"
 DASHBOARD = CHART / "dashboards" / "restate-examples.json"
 EXAMPLES = ("subscriptions", "building-blocks", "user-object", "signup-workflow")
-# A TCP connect from inside a pod: "open", "refused" or "timeout".
+# A TCP connect from inside a pod to an address that resolved: "open", "refused" (a reset or an
+# ICMP rejection) or "dropped" (no answer within 3 s), then the address. A name that does not
+# resolve, or any other error, is "error ...": a fault of the test, never taken for a denial.
 PROBE = """
-import socket, sys
+import errno, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    address = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+except OSError as e:
+    print("error resolving", host, e); sys.exit()
 s = socket.socket(); s.settimeout(3)
 try:
-    s.connect((sys.argv[1], int(sys.argv[2]))); print("open")
+    s.connect(address); print("open", address[0])
 except ConnectionRefusedError:
-    print("refused")
-except OSError:
-    print("timeout")
+    print("refused", address[0])
+except socket.timeout:
+    print("dropped", address[0])
+except OSError as e:
+    rejected = e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM)
+    print("refused" if rejected else "error", address[0], e)
 """
+# Every connection the chart's NetworkPolicies deny, as (probing pod, Service, port): the tests
+# below check each is denied, and the control with the policies off opens every one of them.
+DENIED = [
+    *(("intruder", example, 9080) for example in EXAMPLES),  # only Restate calls the handlers
+    *(("intruder", example, 9090) for example in EXAMPLES),  # metrics: only metricsFrom
+    ("intruder", "restate", 9070),  # the admin API: only the operator
+    *(("scraper", example, 9080) for example in EXAMPLES),  # metricsFrom: metrics ports only
+    ("scraper", "restate", 9070),
+]
+CHECKS = 3  # a denial is seen this many times in a row (a single miss could be a blip)
 
 
 def _svc(name: str) -> str:
@@ -127,10 +146,14 @@ def scraper(real_cluster: RealCluster, release: str, prometheus: str) -> str:
 
 
 def connect(cluster: RealCluster, namespace: str, pod: str, host: str, port: int) -> str:
+    """What a TCP connect from ``pod`` to ``host:port`` gets: open, refused or dropped."""
     out = cluster.kubectl(
         "-n", namespace, "exec", pod, "--", "python", "-c", PROBE, host, str(port)
-    )
-    return out.strip()
+    ).strip()  # fmt: skip
+    state = out.split(" ", 1)[0]
+    if state not in ("open", "refused", "dropped"):
+        raise AssertionError(f"probe from {pod} to {host}:{port} failed (not a denial): {out}")
+    return state
 
 
 def reaches(
@@ -146,6 +169,32 @@ def reaches(
             interval=1,
         )
     )
+
+
+def denied(
+    cluster: RealCluster, namespace: str, pod: str, host: str, port: int, timeout: float = 60
+) -> bool:
+    """The connection is refused or dropped ``CHECKS`` times in a row (after the rules caught
+    up, within ``timeout``); an open connection among them fails the test."""
+    first = eventually(
+        lambda: connect(cluster, namespace, pod, host, port) != "open",
+        timeout,
+        f"{pod} denied {host}:{port}",
+        interval=1,
+    )
+    seen = [first] + [connect(cluster, namespace, pod, host, port) for _ in range(CHECKS - 1)]
+    assert "open" not in seen, f"{pod} -> {host}:{port}: {seen}"
+    return True
+
+
+@pytest.fixture(scope="module")
+def probes(intruder: str, scraper: str, prometheus: str) -> dict[str, tuple[str, str]]:
+    """The probing pods by name in DENIED: (namespace, pod)."""
+    return {"intruder": (NAMESPACE, intruder), "scraper": (prometheus, scraper)}
+
+
+def _denied_of(who: str) -> list[tuple[str, int]]:
+    return [(_svc(target), port) for pod, target, port in DENIED if pod == who]
 
 
 def _operator_pod(cluster: RealCluster) -> str:
@@ -169,16 +218,16 @@ def test_only_restate_reaches_the_services(
         key = f"policy-{uuid.uuid4().hex[:6]}"
         answer = ingress.post(f"/GreeterObject/{key}/greet", json="Hi")
         assert answer.json() == f"Hi {key} for the 1-th time."
-    # Another pod of the same namespace does not, by Service name or on the metrics port.
-    for example in EXAMPLES:
-        assert connect(real_cluster, NAMESPACE, intruder, _svc(example), 9080) != "open"
-    assert connect(real_cluster, NAMESPACE, intruder, _svc("user-object"), 9090) != "open"
+    # Another pod of the same namespace does not, by Service name or on the metrics ports.
+    for host, port in _denied_of("intruder"):
+        if port != 9070:
+            assert denied(real_cluster, NAMESPACE, intruder, host, port)
 
 
 def test_only_the_operator_reaches_the_admin_api(
     real_cluster: RealCluster, release: str, intruder: str
 ) -> None:
-    assert connect(real_cluster, NAMESPACE, intruder, _svc("restate"), 9070) != "open"
+    assert denied(real_cluster, NAMESPACE, intruder, _svc("restate"), 9070)
     operator = _operator_pod(real_cluster)
     assert reaches(real_cluster, NAMESPACE, operator, _svc("restate"), 9070)
     # The ingress is the public entry point: open to every pod (as the chart documents).
@@ -190,10 +239,10 @@ def test_metrics_from_admits_only_the_metrics_ports(
 ) -> None:
     for example in EXAMPLES:
         assert reaches(real_cluster, prometheus, scraper, _svc(example), 9090)
-        assert connect(real_cluster, prometheus, scraper, _svc(example), 9080) != "open"
     assert reaches(real_cluster, prometheus, scraper, _svc("operator-metrics"), 9090)
     assert reaches(real_cluster, prometheus, scraper, _svc("restate"), 5122)
-    assert connect(real_cluster, prometheus, scraper, _svc("restate"), 9070) != "open"
+    for host, port in _denied_of("scraper"):
+        assert denied(real_cluster, prometheus, scraper, host, port)
 
 
 # ----------------------------------------------------------------------------- Prometheus
@@ -375,6 +424,7 @@ def test_service_monitors_select_the_scraped_targets(
         for t in prom.targets()
         if t["labels"].get("namespace") == NAMESPACE
     }
+    assert len(scraped) == 6, scraped  # four examples, the operator, Restate
     assert selected == scraped
 
 
@@ -382,16 +432,24 @@ def test_service_monitors_select_the_scraped_targets(
 
 
 def test_with_policies_off_the_denied_connections_succeed(
-    real_cluster: RealCluster, release: str, intruder: str
+    real_cluster: RealCluster, release: str, probes: dict[str, tuple[str, str]]
 ) -> None:
-    """The same connections as above, with networkPolicy.enabled=false: all open. So the
-    denials above come from the policies, not from something else in the way."""
-    real_cluster.helm(
-        "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "--reuse-values",
-        "--set", "networkPolicy.enabled=false", "--wait", "--timeout", "5m",
-    )  # fmt: skip
-    for host, port in ((_svc("user-object"), 9080), (_svc("restate"), 9070)):
-        assert reaches(real_cluster, NAMESPACE, intruder, host, port, timeout=60)
-    with contextlib.suppress(Exception):
-        real_cluster.helm("upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                          "--reuse-values", "--set", "networkPolicy.enabled=true")  # fmt: skip
+    """Every connection denied above opens with networkPolicy.enabled=false: the denials come
+    from the policies, not from something else in the way. The policies are back (and deny
+    again) at the end, so the module's tests do not depend on their order."""
+
+    def upgrade(enabled: bool) -> None:
+        real_cluster.helm(
+            "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "--reuse-values",
+            "--set", f"networkPolicy.enabled={str(enabled).lower()}", "--wait", "--timeout", "5m",
+        )  # fmt: skip
+
+    upgrade(False)
+    try:
+        for who, target, port in DENIED:
+            namespace, pod = probes[who]
+            assert reaches(real_cluster, namespace, pod, _svc(target), port, timeout=60)
+    finally:
+        upgrade(True)
+    namespace, pod = probes["intruder"]
+    assert denied(real_cluster, namespace, pod, _svc("restate"), 9070)

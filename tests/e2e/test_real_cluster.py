@@ -13,6 +13,7 @@ the operator alive; the replicated Restate mode is installed and loses a pod.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -115,7 +116,8 @@ def release(real_cluster: RealCluster) -> Iterator[str]:
     try:
         yield NAMESPACE
     finally:
-        with contextlib.suppress(AssertionError):
+        # test_uninstall_leaves_nothing uninstalls it when it runs; a failed uninstall fails.
+        if RELEASE in real_cluster.helm("list", "--namespace", NAMESPACE, "--short").split():
             _uninstall(real_cluster, NAMESPACE)
 
 
@@ -189,17 +191,33 @@ def test_greeter_object(ingress: httpx.Client) -> None:
     )
 
 
-def test_subscriptions(ingress: httpx.Client) -> None:
+def test_subscriptions(real_cluster: RealCluster, release: str, ingress: httpx.Client) -> None:
+    user = f"Sam Beckett {uuid.uuid4().hex[:6]}"
+    subscriptions = ["Netflix", "Disney+", "HBO Max"]
     answer = ingress.post(
         "/SubscriptionService/add",
-        json={
-            "userId": f"Sam Beckett {uuid.uuid4().hex[:6]}",
-            "creditCard": "1234-5678-9012-3456",
-            "subscriptions": ["Netflix", "Disney+", "HBO Max"],
-        },
+        json={"userId": user, "creditCard": "1234-5678-9012-3456", "subscriptions": subscriptions},
     )
     assert answer.status_code == 200, answer.text
     assert answer.text in ("", "null")
+
+    # The effects, from the pods' "stub executed" records (the pretend external systems):
+    # one recurring payment and one subscription per name, each exactly once, although the
+    # stubs fail (50%, 30%) and Restate retried them.
+    def effects() -> tuple[Counter[str], Counter[str]] | None:
+        records = _records(_logs(real_cluster, release, "subscriptions"), "stub executed")
+        mine = [
+            r for r in records if r["step"] == "create_subscription" and r["stub_args"][0] == user
+        ]
+        if len(mine) < len(subscriptions):
+            return None  # not all in the log yet
+        payments = Counter(r["result"] for r in records if r["step"] == "create_recurring_payment")
+        made = Counter(r["stub_args"][1] for r in mine)
+        return made, Counter({ref: payments[ref] for ref in {r["stub_args"][2] for r in mine}})
+
+    made, charged = eventually(effects, 60, "the three subscriptions in the subscriptions log")
+    assert made == Counter(subscriptions), made
+    assert len(charged) == 1 and sum(charged.values()) == 1, charged  # one payment, once
 
 
 def test_signup_workflow(real_cluster: RealCluster, release: str, ingress: httpx.Client) -> None:
@@ -253,17 +271,22 @@ def test_building_blocks(real_cluster: RealCluster, release: str, ingress: httpx
 # ----------------------------------------------------------------------------- failures
 
 
-def _stub_steps(log: str, invocation_id: str) -> Counter[str]:
-    """How often each stub step ran for one invocation, from the JSON log lines."""
-    steps: Counter[str] = Counter()
+def _records(log: str, message: str) -> list[dict[str, Any]]:
+    """The JSON log records with this message (lines of other formats skipped)."""
+    records = []
     for line in log.splitlines():
         with contextlib.suppress(ValueError):
             record = json.loads(line)
-            if record.get("invocation_id") == invocation_id and (
-                record.get("message") == "stub executed"
-            ):
-                steps[record["step"]] += 1
-    return steps
+            if isinstance(record, dict) and record.get("message") == message:
+                records.append(record)
+    return records
+
+
+def _stub_steps(log: str, invocation_id: str) -> Counter[str]:
+    """How often each stub step ran for one invocation, from the JSON log lines."""
+    return Counter(
+        r["step"] for r in _records(log, "stub executed") if r.get("invocation_id") == invocation_id
+    )
 
 
 def test_service_pod_deleted_mid_invocation(
@@ -343,30 +366,67 @@ def test_restate_pod_deleted_keeps_state(real_cluster: RealCluster, release: str
     assert len(_ready_registrations(real_cluster, release)) == 4
 
 
-def test_unsigned_request_from_another_pod_is_refused(
+def _jwt(private_pem: bytes, audience: str) -> str:
+    """A request identity token as restate-server makes one (scheme v1: an EdDSA JWT whose
+    audience is the path the service sees, valid a minute either side of now)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    header = b64(json.dumps({"typ": "JWT", "alg": "EdDSA"}).encode())
+    claims = b64(
+        json.dumps({"aud": audience, "iat": now, "nbf": now - 60, "exp": now + 60}).encode()
+    )
+    key = load_pem_private_key(private_pem, password=None)
+    assert isinstance(key, Ed25519PrivateKey), type(key)
+    signature = key.sign(f"{header}.{claims}".encode())
+    return f"{header}.{claims}.{b64(signature)}"
+
+
+def test_requests_not_signed_by_restate_are_refused(
     real_cluster: RealCluster, release: str
 ) -> None:
-    """A pod that is not Restate calls a service through its Service DNS name: 401. The pod
+    """A pod that is not Restate calls a service through its Service DNS name: unsigned, or
+    signed with another key, it gets 401. The same request signed with Restate's own key (from
+    the release's Secret) gets past the check, so the 401s are the signature's doing. The pod
     wears Restate's labels, so that the NetworkPolicies (which select by label) let it through
     where they are enforced: the signature is the second lock, and it holds."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     images = _json(real_cluster, "-n", release, "get", "rwl", f"{FULLNAME}-user-object")
     image = images["spec"]["template"]["spec"]["containers"][0]["image"]
-    url = (
-        f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080/invoke/GreeterObject/greet"
-    )
+    path = "/invoke/GreeterObject/greet"
+    url = f"http://{FULLNAME}-user-object.{release}.svc.cluster.local:9080{path}"
+    secret = _json(real_cluster, "-n", release, "get", "secret", f"{FULLNAME}-restate-identity")
+    restate_key = base64.b64decode(secret["data"]["private.pem"])
+    other_key = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    signed = {"x-restate-signature-scheme": "v1"}
+    attempts = {
+        "unsigned": {},
+        "another-key": {**signed, "x-restate-jwt-v1": _jwt(other_key, path)},
+        "restate-key": {**signed, "x-restate-jwt-v1": _jwt(restate_key, path)},
+    }
     # A new pod's address reaches the policy engine's rules a moment after the pod starts
     # (kube-router syncs on pod events): until then the connection is refused, so it retries.
     script = (
         "import time, urllib.request, urllib.error\n"
-        f"req = urllib.request.Request({url!r}, data=b'\"Hi\"', method='POST',\n"
-        "    headers={'content-type': 'application/json'})\n"
-        "for attempt in range(60):\n"
-        "    try:\n"
-        "        print('status', urllib.request.urlopen(req, timeout=10).status); break\n"
-        "    except urllib.error.HTTPError as e:\n"
-        "        print('status', e.code); break\n"
-        "    except OSError as e:\n"
-        "        print('not connected yet:', e); time.sleep(1)\n"
+        f"for label, headers in {attempts!r}.items():\n"
+        f"    req = urllib.request.Request({url!r}, data=b'\"Hi\"', method='POST',\n"
+        "        headers={'content-type': 'application/json', **headers})\n"
+        "    for attempt in range(60):\n"
+        "        try:\n"
+        "            print(label, urllib.request.urlopen(req, timeout=10).status); break\n"
+        "        except urllib.error.HTTPError as e:\n"
+        "            print(label, e.code); break\n"
+        "        except OSError as e:\n"
+        "            print('not connected yet:', e); time.sleep(1)\n"
     )
     name = f"intruder-{uuid.uuid4().hex[:6]}"
     restate_labels = {
@@ -409,7 +469,10 @@ def test_unsigned_request_from_another_pod_is_refused(
         "--pod-running-timeout=2m",
         timeout=180,
     )
-    assert "status 401" in out, out
+    status = dict(line.split() for line in out.splitlines() if line.split()[0] in attempts)
+    assert status["unsigned"] == "401", out
+    assert status["another-key"] == "401", out
+    assert status["restate-key"] != "401", out  # past the check (not a Restate request: 4xx)
 
 
 # ----------------------------------------------------------------------------- lifecycle
