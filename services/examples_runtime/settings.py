@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # "raise": an injected failure raises (Restate retries the step). "crash": it kills the
     # whole process, to show that Restate recovers the invocation after a restart.
     failure_mode: Literal["raise", "crash"] = "raise"
+    # How long each pretend external call takes before its effect happens, as a real system's
+    # latency would (0: at once). Long enough, a process can be killed inside a step.
+    stub_latency_seconds: float = Field(0.0, ge=0.0, le=60.0)
     # Where the Restate ingress is, for requests a service prints or makes on a user's behalf.
     restate_ingress_url: str = "http://localhost:8080"
     # Where this service is reachable from a browser, for links it hands out (signup emails).

@@ -6,6 +6,7 @@ so a test, or a reader of the logs, can see that a step Restate has journaled ne
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -51,6 +52,8 @@ def stub(
             settings = get_settings()
             probability = settings.failure_probabilities.get(step, failure_probability)
             call = {"step": step, "stub_args": [*args, *kwargs.values()]}
+            if settings.stub_latency_seconds:  # the external system takes its time to answer
+                await asyncio.sleep(settings.stub_latency_seconds)
             if random.random() < probability:
                 STUB_EXECUTIONS.labels(step=step, outcome="injected_failure").inc()
                 if settings.failure_mode == "crash":

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -42,6 +43,15 @@ FAST_BUILDING_BLOCKS = [
     "examples.buildingBlocks.cancelDelaySeconds=5",
     "--set",
     "examples.buildingBlocks.sleepSeconds=1",
+]
+# Each of the subscriptions' pretend external calls takes this long before its effect, so a
+# test can kill the container while a step runs.
+STUB_LATENCY = 3
+SLOW_SUBSCRIPTIONS = [
+    "--set",
+    "examples.subscriptions.extraEnv[0].name=STUB_LATENCY_SECONDS",
+    "--set-string",
+    f"examples.subscriptions.extraEnv[0].value={STUB_LATENCY}",
 ]
 
 
@@ -110,7 +120,7 @@ def _uninstall(cluster: RealCluster, namespace: str) -> None:
 
 @pytest.fixture(scope="module")
 def release(real_cluster: RealCluster) -> Iterator[str]:
-    installed = _install(real_cluster, NAMESPACE)
+    installed = _install(real_cluster, NAMESPACE, *SLOW_SUBSCRIPTIONS)
     ready = _wait_registrations(real_cluster, NAMESPACE)
     print(f"\nhelm install --wait: {installed:.1f} s; then four registrations Ready: {ready:.1f} s")
     try:
@@ -191,32 +201,44 @@ def test_greeter_object(ingress: httpx.Client) -> None:
     )
 
 
+def _subscription_effects(
+    log: str, user: str, expected: int
+) -> tuple[Counter[str], Counter[str]] | None:
+    """The user's effects, from the "stub executed" records (the pretend external systems):
+    (subscriptions made by name, the recurring payments they use by how often each was made),
+    once all ``expected`` subscriptions are in the log."""
+    records = _records(log, "stub executed")
+    mine = [r for r in records if r["step"] == "create_subscription" and r["stub_args"][0] == user]
+    if len(mine) < expected:
+        return None
+    payments = Counter(r["result"] for r in records if r["step"] == "create_recurring_payment")
+    made = Counter(r["stub_args"][1] for r in mine)
+    return made, Counter({ref: payments[ref] for ref in {r["stub_args"][2] for r in mine}})
+
+
+SUBSCRIPTIONS = ["Netflix", "Disney+", "HBO Max"]
+
+
+def _add_subscriptions(ingress: httpx.Client, user: str, *, send: bool = False) -> httpx.Response:
+    body = {"userId": user, "creditCard": "1234-5678-9012-3456", "subscriptions": SUBSCRIPTIONS}
+    return ingress.post("/SubscriptionService/add" + ("/send" if send else ""), json=body)
+
+
 def test_subscriptions(real_cluster: RealCluster, release: str, ingress: httpx.Client) -> None:
     user = f"Sam Beckett {uuid.uuid4().hex[:6]}"
-    subscriptions = ["Netflix", "Disney+", "HBO Max"]
-    answer = ingress.post(
-        "/SubscriptionService/add",
-        json={"userId": user, "creditCard": "1234-5678-9012-3456", "subscriptions": subscriptions},
-    )
+    answer = _add_subscriptions(ingress, user)
     assert answer.status_code == 200, answer.text
     assert answer.text in ("", "null")
-
-    # The effects, from the pods' "stub executed" records (the pretend external systems):
-    # one recurring payment and one subscription per name, each exactly once, although the
+    # One recurring payment and one subscription per name, each exactly once, although the
     # stubs fail (50%, 30%) and Restate retried them.
-    def effects() -> tuple[Counter[str], Counter[str]] | None:
-        records = _records(_logs(real_cluster, release, "subscriptions"), "stub executed")
-        mine = [
-            r for r in records if r["step"] == "create_subscription" and r["stub_args"][0] == user
-        ]
-        if len(mine) < len(subscriptions):
-            return None  # not all in the log yet
-        payments = Counter(r["result"] for r in records if r["step"] == "create_recurring_payment")
-        made = Counter(r["stub_args"][1] for r in mine)
-        return made, Counter({ref: payments[ref] for ref in {r["stub_args"][2] for r in mine}})
-
-    made, charged = eventually(effects, 60, "the three subscriptions in the subscriptions log")
-    assert made == Counter(subscriptions), made
+    made, charged = eventually(
+        lambda: _subscription_effects(
+            _logs(real_cluster, release, "subscriptions"), user, len(SUBSCRIPTIONS)
+        ),
+        60,
+        "the three subscriptions in the subscriptions log",
+    )
+    assert made == Counter(SUBSCRIPTIONS), made
     assert len(charged) == 1 and sum(charged.values()) == 1, charged  # one payment, once
 
 
@@ -314,6 +336,60 @@ def test_service_pod_deleted_mid_invocation(
     after = _stub_steps(_logs(real_cluster, release, "building-blocks"), invocation_id)
     both = before + after
     assert after and all(n == 1 for n in both.values()), (before, after)
+
+
+def test_service_container_sigkilled_while_a_step_runs(
+    real_cluster: RealCluster, release: str, ingress: httpx.Client
+) -> None:
+    """SubscriptionService/add is running its steps (each stub takes STUB_LATENCY seconds);
+    right after its payment was made, while the first subscription's call is under way, the
+    service's container is SIGKILLed from the node's runtime (no graceful stop). The kubelet
+    restarts it; Restate retries the invocation on it, replaying the journal: it completes,
+    and every step's effect happened exactly once across the two containers."""
+    selector = "examples.restate.dev/example=subscriptions"
+    (pod,) = real_cluster.kubectl(
+        "-n", release, "get", "pods", "-l", selector, "-o", "jsonpath={.items[*].metadata.name}"
+    ).split()  # fmt: skip
+
+    def restarts() -> int:
+        status = _json(real_cluster, "-n", release, "get", "pod", pod)["status"]
+        return int(status["containerStatuses"][0]["restartCount"])
+
+    before = restarts()
+    user = f"Killed Beckett {uuid.uuid4().hex[:6]}"
+    sent = _add_subscriptions(ingress, user, send=True)
+    assert sent.status_code in (200, 202), sent.text
+    invocation_id: str = sent.json()["invocationId"]
+
+    def paid() -> bool:
+        log = real_cluster.kubectl("-n", release, "logs", pod, "--tail=-1")
+        return "create_recurring_payment" in _stub_steps(log, invocation_id)
+
+    eventually(paid, 120, "the payment step done, in the pod's log", interval=0.2)
+    real_cluster.kill_container(release, pod)
+    eventually(lambda: restarts() == before + 1, 120, "the container restarted")
+    eventually(lambda: _pods_ready(real_cluster, release, selector, 1), 120, "the pod Ready")
+    done = ingress.get(f"/restate/invocation/{invocation_id}/attach", timeout=180)
+    assert done.status_code == 200, done.text
+
+    killed = real_cluster.kubectl("-n", release, "logs", pod, "--previous", "--tail=-1")
+
+    def restarted_log() -> str | None:
+        log = real_cluster.kubectl("-n", release, "logs", pod, "--tail=-1")
+        return log if _stub_steps(log, invocation_id).total() >= len(SUBSCRIPTIONS) else None
+
+    restarted = eventually(restarted_log, 60, "the subscriptions in the new container's log")
+    # The killed container made the payment and no subscription (it died inside the first
+    # one's call); the new one made the subscriptions and not the payment again (replayed).
+    assert _stub_steps(killed, invocation_id) == Counter(["create_recurring_payment"])
+    assert _stub_steps(restarted, invocation_id) == Counter(
+        {"create_subscription": len(SUBSCRIPTIONS)}
+    )
+    effects = _subscription_effects(killed + restarted, user, len(SUBSCRIPTIONS))
+    assert effects is not None
+    made, charged = effects
+    assert made == Counter(SUBSCRIPTIONS), made
+    assert sum(charged.values()) == 1, charged
 
 
 def _pods_ready(cluster: RealCluster, namespace: str, selector: str, count: int) -> bool:
@@ -504,27 +580,76 @@ def test_helm_upgrade_then_helm_test(real_cluster: RealCluster, release: str) ->
     assert "all four examples answered" in out, out
 
 
+def _namespaced_kinds(cluster: RealCluster) -> str:
+    """Every namespaced kind the API server lists (CRDs' included), for one ``kubectl get``."""
+    names = cluster.kubectl("api-resources", "--verbs=list", "--namespaced=true", "-o", "name")
+    return ",".join(n for n in names.split() if n not in ("events", "events.events.k8s.io"))
+
+
 def test_uninstall_leaves_nothing(real_cluster: RealCluster, release: str) -> None:
-    """`helm uninstall` with the operator alive: the registrations leave Restate first, and
-    then nothing of the release stays (pods included, once they have terminated)."""
-    _uninstall(real_cluster, release)
-    assert real_cluster.kubectl("-n", release, "get", "restateworkloads", "-o", "name") == ""
-    # The identity key pair is kept across reinstalls on purpose (README: delete to rotate).
-    kept = {
+    """`helm uninstall` with the operator alive: the registrations leave Restate first (its
+    admin API, watched throughout, lists none just before Restate goes), and then nothing of
+    the release stays in its namespace, of any kind: pods, hook Jobs, ServiceAccounts, Roles,
+    RoleBindings, Secrets, ConfigMaps, PVCs and their volumes."""
+    kept = {  # the identity key pair is kept across reinstalls on purpose (README: to rotate)
         "secret/restate-examples-restate-identity",
         "configmap/restate-examples-restate-identity-public",
+        # what every namespace has
+        "serviceaccount/default",
+        "configmap/kube-root-ca.crt",
     }
+    claims = {
+        pvc["metadata"]["name"] for pvc in _json(real_cluster, "-n", release, "get", "pvc")["items"]
+    }
+    assert claims, "Restate's volume claim"
+    answers: list[list[str]] = []  # the deployment URIs Restate listed, poll by poll
+    stop = threading.Event()
+
+    def watch(admin: httpx.Client) -> None:
+        while not stop.wait(0.2):
+            with contextlib.suppress(httpx.HTTPError):  # Restate stopping: the last one stands
+                body = admin.get("/deployments").json()
+                answers.append(sorted(d.get("uri", "") for d in body["deployments"]))
+
+    with (
+        real_cluster.port_forward(release, f"svc/{FULLNAME}-restate", 9070) as url,
+        httpx.Client(base_url=url, timeout=2) as admin,
+    ):
+        watcher = threading.Thread(target=watch, args=(admin,), daemon=True)
+        watcher.start()
+        try:
+            eventually(lambda: answers, 30, "a first answer of Restate's admin API")
+            _uninstall(real_cluster, release)
+        finally:
+            stop.set()
+            watcher.join(10)
+    assert len(answers[0]) >= 4, answers[0]  # the four examples (and versions draining)
+    assert answers[-1] == [], answers[-1]  # none left in Restate when it went
+
+    kinds = _namespaced_kinds(real_cluster)
 
     def left() -> set[str]:
-        names = real_cluster.kubectl(
-            "-n", release, "get",
-            "all,restateworkloads,networkpolicies,jobs,pvc,configmaps,secrets",
-            "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
-        ).split()  # fmt: skip
-        names += real_cluster.kubectl("-n", release, "get", "pods", "-o", "name").split()
-        return set(names) - kept
+        """What the namespace holds, as kind/name (``role.rbac.authorization.k8s.io/x`` is
+        ``role/x``), less what is kept."""
+        names = real_cluster.kubectl("-n", release, "get", kinds, "-o", "name").split()
+        kind_name = (n.split("/", 1) for n in names)
+        return {f"{kind.split('.', 1)[0]}/{name}" for kind, name in kind_name} - kept
 
-    eventually(lambda: not left(), 180, "nothing of the release left", interval=2)
+    def clean() -> bool:
+        return not left()
+
+    try:
+        eventually(clean, 180, "nothing of the release left in its namespace", interval=2)
+    except TimeoutError:
+        raise AssertionError(f"left in {release}: {sorted(left())}") from None
+    volumes = _json(real_cluster, "get", "pv")["items"]
+    bound = [
+        v["metadata"]["name"]
+        for v in volumes
+        if (v["spec"].get("claimRef") or {}).get("namespace") == release
+        and v["spec"]["claimRef"]["name"] in claims
+    ]
+    assert not bound, bound
 
 
 # ----------------------------------------------------------------------------- replicated

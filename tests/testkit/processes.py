@@ -16,7 +16,7 @@ from typing import IO, Any, TypeVar
 T = TypeVar("T")
 
 
-class GiveUp(Exception):  # noqa: N818 - it names what `eventually` does with it
+class GiveUp(Exception):
     """Raised by a polled check when waiting longer cannot help (the process it waits for has
     exited): `eventually` re-raises it at once instead of polling until its timeout."""
 

@@ -14,6 +14,7 @@ The same tests run on all three.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -89,6 +90,25 @@ class RealCluster:
     """``--set`` arguments pointing the chart at this cluster's images (none on the local
     node: it has them under the chart's default references)."""
 
+    kind_node: str | None = None
+    """The kind node's container (kind only)."""
+
+    def kill_container(self, namespace: str, pod: str) -> None:
+        """SIGKILLs the pod's (first) container from the node's runtime: the process gets no
+        chance to finish anything, and the kubelet restarts the container in the same pod."""
+        status = json.loads(self.kubectl("-n", namespace, "get", "pod", pod, "-o", "json"))
+        container_id = status["status"]["containerStatuses"][0]["containerID"]
+        runtime, _, cid = container_id.partition("://")
+        assert runtime == "containerd", container_id
+        if self.provider == "local-node":
+            local.kill_container(cid)
+        elif self.provider == "kind" and self.kind_node:
+            run(["docker", "exec", self.kind_node, "ctr", "-n", "k8s.io", "task", "kill",
+                 "--all", "--signal", "SIGKILL", cid])  # fmt: skip
+        else:
+            pytest.skip("killing a container needs the node's runtime; a kubeconfig alone "
+                        "gives no access to it")  # fmt: skip
+
     def _tool(self, name: str) -> str:
         return find_tool(self.bin_dir, name)
 
@@ -154,7 +174,7 @@ def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
         sets += ["--set", f"{key}.image.repository=restate-examples-{target}"]
         sets += ["--set", f"{key}.image.tag=e2e"]
     try:
-        yield RealCluster("kind", kubeconfig, bin_dir, workdir, sets)
+        yield RealCluster("kind", kubeconfig, bin_dir, workdir, sets, f"{name}-control-plane")
     finally:
         if name not in existing:
             run(["kind", "delete", "cluster", "--name", name], check=False)

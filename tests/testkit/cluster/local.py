@@ -90,6 +90,12 @@ def load_images(archive: Path = IMAGES_ARCHIVE) -> list[str]:
     return node.load_images(_paths(), archive)
 
 
+def kill_container(container_id: str, signal: str = "SIGKILL") -> None:
+    """Sends ``signal`` to a container's processes through the node's containerd, as the
+    kernel (an OOM kill) or a crash would end them: no graceful stop, the kubelet restarts it."""
+    node.ctr(_paths(), "task", "kill", "--all", "--signal", signal, container_id)
+
+
 def _paths() -> node.NodePaths:
     return node.NodePaths(workdir=STATE_DIR, rundir=RUN_DIR)
 
