@@ -70,7 +70,12 @@ def test_durable_sleep_survives_a_service_restart(make_suite: SuiteFactory) -> N
     invocation = suite.ingress.post("/MyService/run/send").json()["invocationId"]
     resolve_awakeable(suite, service, invocation, "hello")
     resolved_at = time.monotonic()
-    time.sleep(1)  # into the durable sleep
+
+    def sleeping() -> bool:  # the durable sleep is in the journal: its timer is Restate's
+        rows = suite.server.query(f"SELECT entry_type FROM sys_journal WHERE id = '{invocation}'")
+        return any(row["entry_type"] == "Command: Sleep" for row in rows)
+
+    wait_until(sleeping, 30, "the invocation in its durable sleep")
     service.process.kill()  # SIGKILL: the timer lives in Restate, not in this process
     service.start()
 
