@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
 .PHONY: run test lint venv restate controlplane node-packages images cluster cluster-down bench clean
-.PHONY: soak fuzz
+.PHONY: soak fuzz mutants
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
 $(VENV)/.stamp: pyproject.toml $(wildcard services/*/__init__.py operator/*/__init__.py)
@@ -73,3 +73,10 @@ fuzz: venv restate
 
 clean:
 	rm -rf $(VENV)
+
+# Named mutants of what carries the README's promises (examples, runtime, shutdown, chart,
+# policies, operator), each run against the tests that claim it: every one must make a test
+# fail. Report in docs/reliability.md. Not part of `make test` (tens of minutes).
+mutants: venv restate controlplane node-packages
+	$(PY) reliability/mutants.py
+
