@@ -99,7 +99,7 @@ def run_one(mutant: Mutant, python: str = sys.executable) -> Outcome:
         path.write_bytes(original)
         backup.unlink()
     seconds = time.monotonic() - started
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, re.MULTILINE)
+    failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", proc.stdout, re.MULTILINE)
     skipped = re.search(r"(\d+) skipped", proc.stdout)
     if proc.returncode == 0 and skipped:  # a skipped proof proves nothing
         return Outcome(mutant, "error", f"{skipped.group(1)} of its tests skipped", seconds)
