@@ -15,6 +15,7 @@ class Reason(StrEnum):
     SERVICE_NOT_FOUND = "ServiceNotFound"
     ADMIN_API_UNREACHABLE = "AdminApiUnreachable"
     ADMIN_API_REJECTED = "AdminApiRejected"
+    ADMIN_API_INVALID_ANSWER = "AdminApiInvalidAnswer"  # 2xx without what was asked
     CONFLICTING_REGISTRATION = "ConflictingRegistration"
     DRAINING = "Draining"
     # RestateWorkload

@@ -213,11 +213,10 @@ async def registration_daemon(
                 failures = failures + 1 if outcome.failed else 0
                 # Registered: the drift check. Blocked (no Service, rollout, conflict): a watch
                 # event wakes us when that changes; re-check on the same timer anyway.
-                delay = (
-                    failure_delay(outcome.reason, failures)
-                    if outcome.failed
-                    else settings.drift_check_seconds
-                )
+                if outcome.failed:
+                    delay = failure_delay(outcome.reason, failures)
+                else:  # a superseded deployment's drain delay may end before the drift check
+                    delay = min(settings.drift_check_seconds, outcome.wake_in or math.inf)
             except Exception as error:  # a bug or an API server hiccup: log, back off, go on
                 logger.exception(f"reconciliation failed: {error}")
                 metrics.RECONCILES.labels("error").inc()
@@ -263,9 +262,13 @@ async def _record(
         previous,
     )
     patch = {**outcome.fields, "conditions": conditions}
-    changed = {k: v for k, v in patch.items() if status.get(k) != v}
+    live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
+    changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
     if changed:
         await k8s.patch_status(namespace, name, changed)
+    for reason, message in outcome.events:
+        kopf.event(body, type="Normal", reason=reason, message=message)
+        logger.info(f"{reason}: {message}")
     status = {**status, **patch}
     metrics.set_ready(namespace, name, outcome.ready)
     result = "error" if outcome.failed else ("ok" if outcome.ready else "pending")
@@ -527,7 +530,8 @@ async def _record_workload(
         generation,
     )
     patch = {**fields, "conditions": conditions}
-    changed = {k: v for k, v in patch.items() if status.get(k) != v}
+    live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
+    changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
     if changed:
         await k8s.patch_status(namespace, name, changed, plural=WORKLOADS)
     status = {k: v for k, v in {**status, **patch}.items() if v is not None}

@@ -32,19 +32,22 @@ removed until it answers again, so a rollout waits and then completes.
 
 from __future__ import annotations
 
-import datetime
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from restate_operator import k8s
 from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
-from restate_operator.conditions import Reason, now
+from restate_operator.clock import now, since, stamp
+from restate_operator.conditions import Reason
 from restate_operator.settings import Settings
 from restate_operator.spec import RESTART_ANNOTATION, WorkloadSpec, version_hash
 
 WORKLOAD_LABEL = "examples.restate.dev/workload"
 VERSION_LABEL = "examples.restate.dev/version"
+# On each version's ReplicaSet and Service: the URI registered with Restate. With the status
+# lost, a version's Restate deployment is still found by it (Restate is the truth, status a cache).
+ENDPOINT_ANNOTATION = "examples.restate.dev/endpoint"
 KIND = "RestateWorkload"
 PENDING, CURRENT, DRAINING, REMOVING = "Pending", "Current", "Draining", "Removing"
 # Labels of the workload not copied to its Services: they would claim Helm manages them.
@@ -85,30 +88,8 @@ def endpoint_of(
     return settings.endpoint(object_name(name, version), namespace, spec.port, spec.clean_path)
 
 
-def _stamp() -> str:
-    """Now, to the millisecond (drain delays are counted from these)."""
-    return (
-        datetime.datetime.now(datetime.UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def _parse(stamp: str | None) -> datetime.datetime | None:
-    if not stamp:
-        return None
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _since(stamp: str | None) -> float:
-    parsed = _parse(stamp)
-    if parsed is None:
-        return 0.0
-    return max(0.0, (datetime.datetime.now(datetime.UTC) - parsed).total_seconds())
-
-
 def replicaset_body(
-    namespace: str, name: str, uid: str, spec: WorkloadSpec, version: str
+    namespace: str, name: str, uid: str, spec: WorkloadSpec, version: str, endpoint: str
 ) -> dict[str, Any]:
     ours = {WORKLOAD_LABEL: name, VERSION_LABEL: version}
     template = _copy(spec.template)
@@ -123,6 +104,7 @@ def replicaset_body(
             "name": object_name(name, version),
             "namespace": namespace,
             "labels": dict(metadata["labels"]),
+            "annotations": {ENDPOINT_ANNOTATION: endpoint},
             "ownerReferences": [_owner(name, uid)],
         },
         "spec": {"replicas": spec.replicas, "selector": selector, "template": template},
@@ -130,7 +112,13 @@ def replicaset_body(
 
 
 def service_body(
-    namespace: str, name: str, uid: str, labels: dict[str, str], spec: WorkloadSpec, version: str
+    namespace: str,
+    name: str,
+    uid: str,
+    labels: dict[str, str],
+    spec: WorkloadSpec,
+    version: str,
+    endpoint: str,
 ) -> dict[str, Any]:
     ours = {WORKLOAD_LABEL: name, VERSION_LABEL: version}
     copied = {k: v for k, v in labels.items() if k not in _NOT_COPIED}
@@ -146,6 +134,7 @@ def service_body(
             "name": object_name(name, version),
             "namespace": namespace,
             "labels": {**copied, **ours, "app.kubernetes.io/managed-by": "restate-operator"},
+            "annotations": {ENDPOINT_ANNOTATION: endpoint},
             "ownerReferences": [_owner(name, uid)],
         },
         "spec": {"type": "ClusterIP", "selector": ours, "ports": [port]},
@@ -219,7 +208,18 @@ class _Pass:
         self.events.append(Event("Warning" if warning else "Normal", reason, message))
 
     def endpoint(self, version: str) -> str:
+        """The URI of the version the spec describes."""
         return endpoint_of(self.settings, self.namespace, self.name, self.spec, version)
+
+    def endpoint_of(self, version: str, rs: dict[str, Any] | None) -> str:
+        """A version's URI: from its ReplicaSet (written at creation), else from the status,
+        else as the current spec would form it."""
+        annotations = ((rs or {}).get("metadata") or {}).get("annotations") or {}
+        return str(
+            annotations.get(ENDPOINT_ANNOTATION)
+            or self.versions.get(version, {}).get("endpoint")
+            or self.endpoint(version)
+        )
 
 
 async def reconcile_workload(
@@ -242,20 +242,24 @@ async def reconcile_workload(
         s["metadata"]["labels"].get(VERSION_LABEL)
         for s in await k8s.list_services(namespace, selector)
     }
-    for version in replicasets:  # e.g. status lost: adopt what exists
+    for version in replicasets:  # status lost (a restore, a replace): adopt what exists
         if version and version not in p.versions:
-            p.versions[version] = {"hash": version, "state": DRAINING, "drainingSince": _stamp()}
+            p.versions[version] = {"hash": version, "state": DRAINING, "drainingSince": stamp()}
+            if version != p.desired:
+                p.event("VersionAdopted", f"version {version}: a ReplicaSet the status does "
+                        "not list; judged from Restate (its deployment found by URI)")  # fmt: skip
 
     # 1. The version the spec describes: its Service and ReplicaSet, scaled to spec.replicas.
     desired = p.desired
+    uri = p.endpoint(desired)
     if desired not in services:
         await k8s.create_service(
-            namespace, service_body(namespace, name, uid, labels, spec, desired)
+            namespace, service_body(namespace, name, uid, labels, spec, desired, uri)
         )
     rs = replicasets.get(desired)
     if rs is None:
         rs = await k8s.create_replicaset(
-            namespace, replicaset_body(namespace, name, uid, spec, desired)
+            namespace, replicaset_body(namespace, name, uid, spec, desired, uri)
         )
         p.event(
             "VersionCreated",
@@ -287,6 +291,7 @@ async def reconcile_workload(
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
             existing = {d.id: d for d in await admin.deployments()}
             latest = await admin.latest_deployments()
+            _find_deployments(p, existing, replicasets)
             if ready:
                 conflict = await _register(p, admin, existing, latest, rs)
             if conflict is None:
@@ -296,6 +301,20 @@ async def reconcile_workload(
     except AdminApiError as error:
         failure = error
     return _outcome(p, rs, generation, conflict, failure, ready)
+
+
+def _find_deployments(
+    p: _Pass, existing: dict[str, RestateDeployment], replicasets: dict[str | None, dict[str, Any]]
+) -> None:
+    """Each version's Restate deployment is the one registered at its URI (whatever the status
+    says); a version whose URI Restate does not have keeps the id the status knew, if any, so
+    that the invocations pinned to that id are still counted."""
+    for version, entry in p.versions.items():
+        uri = p.endpoint_of(version, replicasets.get(version))
+        found = next((d for d in existing.values() if same_endpoint(d.uri, uri)), None)
+        entry["endpoint"] = uri
+        if found is not None:
+            entry["deploymentId"] = found.id
 
 
 async def _scale_and_restart(p: _Pass, rs: dict[str, Any]) -> None:
@@ -396,7 +415,7 @@ async def _register(
     if previous != version:
         if previous in p.versions:
             old = p.versions[previous]
-            old.update(state=DRAINING, drainingSince=_stamp())
+            old.update(state=DRAINING, drainingSince=stamp())
             p.event("Draining", f"version {previous} ({old.get('deploymentId')}) receives no "
                     "new invocations; its pods stay until the invocations pinned to it "
                     f"complete, plus {spec.drain_delay_seconds}s")  # fmt: skip
@@ -413,13 +432,16 @@ async def _drain(
     latest: dict[str, str],
     replicasets: dict[str | None, dict[str, Any]],
 ) -> None:
+    """Judges an older version from Restate, on every pass: the invocations pinned to its
+    deployment (counted even if GET /deployments no longer lists it), whether it is still the
+    latest of a service, then the drain delay. Only then is it removed, Restate first."""
     entry = p.versions[version]
     deployment_id = entry.get("deploymentId")
     if entry.get("state") not in (DRAINING, REMOVING):
         entry["state"] = DRAINING
-        entry.setdefault("drainingSince", _stamp())
+        entry.setdefault("drainingSince", stamp())
     pinned, latest_for = 0, []
-    if deployment_id and deployment_id in existing:
+    if deployment_id:
         latest_for = sorted(s for s, d in latest.items() if d == deployment_id)
         pinned = await admin.unfinished_pinned_invocations(deployment_id)
     entry["pinnedInvocations"] = pinned
@@ -431,20 +453,19 @@ async def _drain(
             else f"still the latest deployment of {latest_for} (not in the current version)"
         )
         return
+    # No deployment id known and none at its URI: never registered, nothing can be pinned.
     delay = float(p.spec.drain_delay_seconds) if deployment_id else 0.0
     if not entry.get("drainedAt"):
-        entry["drainedAt"] = _stamp()
+        entry["drainedAt"] = stamp()
         if deployment_id:
             p.event("Drained", f"version {version}: no invocation pinned to {deployment_id}; "
                     f"removal in {delay:.0f}s")  # fmt: skip
-    remaining = delay - _since(entry["drainedAt"])
+    remaining = delay - since(entry["drainedAt"])
     if remaining > 0:
         entry["message"] = f"drained; removal in {remaining:.0f}s"
         p.wake_in = min(p.wake_in or remaining, remaining)
         return
-    # Removal: the Restate deployment, then the pods, then the Service.
-    entry.update(state=REMOVING, message="removing")
-    await k8s.patch_status(p.namespace, p.name, {"versions": _listed(p)}, plural=k8s.WORKLOADS)
+    # Removal: the Restate deployment (answered) first, then the pods, then the Service.
     if deployment_id and deployment_id in existing:
         await admin.delete(deployment_id)
     rs_name = object_name(p.name, version)
@@ -453,7 +474,7 @@ async def _drain(
         await k8s.delete_replicaset(p.namespace, rs_name)
     await k8s.delete_service(p.namespace, rs_name)
     if deployment_id:
-        p.drained_after.append(_since(entry.get("drainingSince")))
+        p.drained_after.append(since(entry.get("drainingSince")))
     p.event("VersionRemoved", f"version {version}: Restate deployment {deployment_id or '-'} "
             f"deleted, ReplicaSet and Service {rs_name} removed")  # fmt: skip
     del p.versions[version]

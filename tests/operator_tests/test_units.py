@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from restate_operator import __main__ as entry
+from restate_operator.admin_api import AdminApi, AdminApiInvalidAnswer, count_of
 from restate_operator.conditions import Reason, ready_condition
 from restate_operator.handlers import backoff, failure_delay
 from restate_operator.reconcile import endpoint_for, rollout_state
@@ -162,7 +163,7 @@ def test_a_version_is_code_and_how_restate_calls_it_not_a_restart_or_replicas() 
 
 def test_a_versions_replicaset_selects_only_its_pods() -> None:
     spec = parse_workload(workload(replicas=2))
-    body = replicaset_body("ns", "g", "uid-1", spec, "abc")
+    body = replicaset_body("ns", "g", "uid-1", spec, "abc", "http://g-abc:9080")
     labels = {
         "app": "g",
         "examples.restate.dev/workload": "g",
@@ -172,9 +173,94 @@ def test_a_versions_replicaset_selects_only_its_pods() -> None:
     assert body["spec"]["selector"] == {"matchLabels": labels}
     assert body["spec"]["template"]["metadata"]["labels"] == labels
     assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert body["metadata"]["annotations"] == {"examples.restate.dev/endpoint": "http://g-abc:9080"}
     assert spec.template["metadata"]["labels"] == {"app": "g"}  # the spec is not changed
     status = {"observedGeneration": 1, "readyReplicas": 2, "availableReplicas": 2}
     ready = {"metadata": {"generation": 1}, "spec": {"replicas": 2}, "status": status}
     assert replicaset_ready(ready, 2) == (True, 2)
     assert replicaset_ready(ready, 3)[0] is False
     assert replicaset_ready({**ready, "status": {"readyReplicas": 2}}, 2)[0] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"rows": []},
+        {"rows": None},
+        {"rows": [{}]},
+        {"rows": [{"count": 0}]},
+        {"rows": [{"n": None}]},
+        {"rows": [{"n": "some"}]},
+        {"rows": [{"n": True}]},
+        {"rows": [{"n": -1}]},
+        {"rows": [{"n": 0}, {"n": 1}]},
+        [],
+        "rows",
+    ],
+)
+def test_a_count_answer_without_the_count_is_an_error_not_zero(body: Any) -> None:
+    with pytest.raises(AdminApiInvalidAnswer):
+        count_of(body, "pinned to dp_x")
+
+
+def test_a_count_answer_with_the_count() -> None:
+    assert count_of({"rows": [{"n": 0}]}, "x") == 0
+    assert count_of({"rows": [{"n": 3}]}, "x") == 3
+    assert count_of({"rows": [{"n": "2"}]}, "x") == 2
+
+
+def _serve(answers: dict[str, Any]) -> tuple[Any, str]:
+    """A small fake admin endpoint answering 200 with fixed JSON per path (this unit only)."""
+    import http.server
+    import json
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            content = json.dumps(answers[self.path.split("?")[0]]).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [
+        ("/query", {"rows": []}),
+        ("/deployments", {"items": []}),
+        ("/services", {"services": [{"name": "S"}]}),
+    ],
+)
+def test_the_admin_client_refuses_answers_of_an_unexpected_shape(path: str, answer: Any) -> None:
+    import asyncio
+
+    server, url = _serve({path: answer})
+    try:
+
+        async def ask() -> None:
+            async with AdminApi(url) as admin:
+                if path == "/query":
+                    await admin.unfinished_pinned_invocations("dp_abc")
+                elif path == "/deployments":
+                    await admin.deployments()
+                else:
+                    await admin.latest_deployments()
+
+        with pytest.raises(AdminApiInvalidAnswer):
+            asyncio.run(ask())
+    finally:
+        server.shutdown()
+        server.server_close()
