@@ -21,16 +21,34 @@ from typing import Any
 
 import kopf
 
-from restate_operator import k8s, metrics
-from restate_operator.admin_api import AdminApi, AdminApiError
+from restate_operator import clock, k8s, metrics
+from restate_operator.admin_api import AdminApi, AdminApiError, same_endpoint
 from restate_operator.conditions import Reason, ready_condition, set_condition
 from restate_operator.reconcile import Outcome, reconcile
 from restate_operator.settings import get_settings
 from restate_operator.spec import RegistrationOptions, parse_registration, parse_workload
-from restate_operator.workload import KIND, WORKLOAD_LABEL, WorkloadOutcome, reconcile_workload
+from restate_operator.workload import (
+    ENDPOINT_ANNOTATION,
+    KIND,
+    VERSION_LABEL,
+    WORKLOAD_LABEL,
+    WorkloadOutcome,
+    reconcile_workload,
+)
 
 GROUP, VERSION, PLURAL, WORKLOADS = k8s.GROUP, k8s.VERSION, k8s.PLURAL, k8s.WORKLOADS
 FINALIZER = "examples.restate.dev/registration"
+# `examples.restate.dev/reconcile: disabled` on a RestateWorkload pauses it (as Restate's
+# operator's `restate.dev/reconcile: disabled`): nothing is created, scaled, registered or
+# removed while it is set, deletion included; status.paused and the Paused condition say so.
+PAUSE_ANNOTATION = "examples.restate.dev/reconcile"
+
+
+def _paused(meta: Any) -> bool:
+    annotations = meta.get("annotations") or {}
+    return str(annotations.get(PAUSE_ANNOTATION, "")).lower() == "disabled"
+
+
 DRAIN_POLL_SECONDS = 2.0
 
 # (namespace, name) of each running daemon -> the event that wakes it up.
@@ -38,6 +56,8 @@ _wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
 _workload_wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
 # (plural, namespace, name) -> last metadata.generation seen.
 _generations: dict[tuple[str, str | None, str], Any] = {}
+# (namespace, name) -> whether the pause annotation was set, last seen.
+_pauses: dict[tuple[str | None, str], bool] = {}
 _QUIET_HANDLERS = (
     "registration_changed",
     "deployment_changed",
@@ -360,6 +380,7 @@ async def _remove_from_restate(
     ids: list[str],
     retry: int,
     logger: kopf.Logger,
+    labels: dict[str, str] | None = None,
 ) -> None:
     """Drain: wait (at most drainTimeoutSeconds) until no unfinished invocation is pinned to
     the deployment(s), then remove them with force. Force: remove at once. Orphan: leave them.
@@ -367,6 +388,7 @@ async def _remove_from_restate(
     FORCE_DELETION_TIMEOUT_SECONDS, leaving the Restate deployment behind (Warning event)."""
     settings = get_settings()
     policy = options.deletion_policy
+    labels = labels or {}  # deployment id -> version, for the status
     if not ids:
         return
     if policy == "Orphan":
@@ -378,19 +400,35 @@ async def _remove_from_restate(
     try:
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
             if elapsed < drain_timeout:
-                pinned = sum([await admin.unfinished_pinned_invocations(i) for i in ids])
+                counts = {i: await admin.unfinished_pinned_invocations(i) for i in ids}
+                pinned = sum(counts.values())
                 if pinned:
+                    waiting = {i: n for i, n in counts.items() if n}
                     message = (
-                        f"draining: {pinned} unfinished invocation(s) pinned to {ids}; "
+                        f"draining: {pinned} unfinished invocation(s) pinned to {waiting}; "
                         f"forced removal in {drain_timeout - elapsed:.0f}s"
                     )
+                    # What the deletion waits on: which deployments, how many invocations,
+                    # until when (then Force).
+                    deletion = {
+                        "policy": policy,
+                        "waitingOn": [
+                            {"deploymentId": i, "pinnedInvocations": n,
+                             **({"version": labels[i]} if i in labels else {})}
+                            for i, n in waiting.items()
+                        ],
+                        "pinnedInvocations": pinned,
+                        "forceAt": clock.later(meta.get("deletionTimestamp"), drain_timeout),
+                        "message": message,
+                    }  # fmt: skip
                     await k8s.patch_status(
                         namespace,
                         name,
                         {
+                            "deletion": deletion,
                             "conditions": ready_condition(
                                 False, Reason.DRAINING, message, None, status.get("conditions")
-                            )
+                            ),
                         },
                         plural=plural,
                     )
@@ -435,9 +473,14 @@ def _wake_workload(namespace: str | None, name: str | None = None) -> None:
 def workload_changed(
     type: str, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
 ) -> None:
-    # A new spec (a template, replicas through the scale subresource) wakes its daemon; our
-    # own status patches do not.
-    if _new_generation(WORKLOADS, type, namespace, name, meta):
+    # A new spec (a template, replicas through the scale subresource) or the pause annotation
+    # set or removed wakes its daemon; our own status patches do not.
+    paused = _paused(meta)
+    toggled = _pauses.get((namespace, name), paused) != paused
+    _pauses[(namespace, name)] = paused
+    if type == "DELETED":
+        _pauses.pop((namespace, name), None)
+    if _new_generation(WORKLOADS, type, namespace, name, meta) or toggled:
         _wake_workload(namespace, name)
 
 
@@ -469,6 +512,11 @@ async def workload_daemon(
             wakeup.clear()
             started = time.monotonic()
             meta = body.meta
+            if _paused(meta):
+                status = await _record_paused(body, namespace, name, status, logger)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_either(wakeup, stopped), settings.drift_check_seconds)
+                continue
             try:
                 outcome = await reconcile_workload(
                     settings,
@@ -502,6 +550,23 @@ async def workload_daemon(
         metrics.set_workload(namespace, name, {}, {})
 
 
+async def _record_paused(
+    body: kopf.Body, namespace: str, name: str, status: dict[str, Any], logger: kopf.Logger
+) -> dict[str, Any]:
+    """Paused: only the status says so (nothing else is touched)."""
+    message = f"reconciliation paused by the annotation {PAUSE_ANNOTATION}=disabled"
+    conditions = set_condition(
+        status.get("conditions"), "Paused", True, "ReconcileDisabled", message
+    )
+    live = dict(body.get("status") or {})
+    if not status.get("paused") or not live.get("paused"):
+        await k8s.patch_status(namespace, name, {"paused": True, "conditions": conditions},
+                               plural=WORKLOADS)  # fmt: skip
+        kopf.event(body, type="Normal", reason="Paused", message=message)
+        logger.info(f"Paused: {message}")
+    return {**status, "paused": True, "conditions": conditions}
+
+
 async def _record_workload(
     body: kopf.Body,
     namespace: str,
@@ -529,7 +594,11 @@ async def _record_workload(
         outcome.message if rolling else f"version {fields.get('currentVersion')} is current",
         generation,
     )
-    patch = {**fields, "conditions": conditions}
+    if status.get("paused"):  # resumed
+        conditions = set_condition(conditions, "Paused", False, "ReconcileEnabled",
+                                   "reconciliation resumed")  # fmt: skip
+        kopf.event(body, type="Normal", reason="Resumed", message="reconciliation resumed")
+    patch = {**fields, "paused": None, "conditions": conditions}
     live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
     changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
     if changed:
@@ -585,8 +654,39 @@ async def delete_workload(
     the pods keep serving meanwhile. The ReplicaSets and Services go with the resource
     (owner references: the garbage collector deletes them once the finalizer is removed)."""
     assert namespace is not None
-    ids = [v["deploymentId"] for v in status.get("versions") or [] if v.get("deploymentId")]
+    options = parse_workload(spec)
+    if _paused(meta):
+        message = f"deletion paused: remove the annotation {PAUSE_ANNOTATION} to go on"
+        await k8s.patch_status(namespace, name, {"deletion": {"policy": options.deletion_policy,
+                               "message": message}}, plural=WORKLOADS)  # fmt: skip
+        raise kopf.TemporaryError(message, delay=get_settings().drift_check_seconds)
+    labels = {v["deploymentId"]: v["hash"] for v in status.get("versions") or []
+              if v.get("deploymentId")}  # fmt: skip
+    labels.update(await _deployments_by_uri(namespace, name, options))
     await _remove_from_restate(
-        body, WORKLOADS, namespace, name, parse_workload(spec), status, meta, ids, retry, logger
-    )
+        body, WORKLOADS, namespace, name, options, status, meta, list(labels), retry, logger,
+        labels,
+    )  # fmt: skip
     metrics.set_workload(namespace, name, {}, {})
+
+
+async def _deployments_by_uri(
+    namespace: str, name: str, options: RegistrationOptions
+) -> dict[str, str]:
+    """Deployment id -> version of every version's ReplicaSet whose URI Restate has (the
+    status may have been lost: Restate is the truth). Empty if the admin API does not answer:
+    the ids the status knows are used then."""
+    uris = {
+        str((rs["metadata"].get("annotations") or {}).get(ENDPOINT_ANNOTATION) or ""):
+        rs["metadata"]["labels"].get(VERSION_LABEL, "")
+        for rs in await k8s.list_replicasets(namespace, f"{WORKLOAD_LABEL}={name}")
+    }  # fmt: skip
+    uris.pop("", None)
+    settings = get_settings()
+    try:
+        async with AdminApi(options.admin(settings.restate_admin_url),
+                            settings.admin_timeout_seconds) as admin:  # fmt: skip
+            deployments = await admin.deployments()
+    except AdminApiError:
+        return {}
+    return {d.id: uris[uri] for d in deployments for uri in uris if same_endpoint(d.uri, uri)}

@@ -81,6 +81,8 @@ class WorkloadSpec(RegistrationOptions):
     selector: LabelSelector
     template: dict[str, Any]
     port: int = Field(9080, ge=1, le=65535)
+    # Drained versions kept scaled to 0 with their Restate deployment (rollback: same one).
+    revision_history_limit: int = Field(10, ge=0, alias="revisionHistoryLimit")
 
 
 def parse_registration(spec: Mapping[str, Any]) -> RegistrationSpec:

@@ -50,6 +50,10 @@ VERSION_LABEL = "examples.restate.dev/version"
 ENDPOINT_ANNOTATION = "examples.restate.dev/endpoint"
 KIND = "RestateWorkload"
 PENDING, CURRENT, DRAINING, REMOVING = "Pending", "Current", "Draining", "Removing"
+# Drained, past its delay: scaled to 0, its Service and Restate deployment kept (the revision
+# history, up to revisionHistoryLimit): a rollback to it scales it up under the same deployment.
+RETIRED = "Retired"
+_OLD = (DRAINING, REMOVING, RETIRED)
 # Labels of the workload not copied to its Services: they would claim Helm manages them.
 _NOT_COPIED = ("app.kubernetes.io/managed-by", "helm.sh/chart")
 
@@ -271,8 +275,8 @@ async def reconcile_workload(
     entry = p.versions.setdefault(desired, {"hash": desired, "state": PENDING})
     ready, ready_replicas = replicaset_ready(rs, spec.replicas)
     entry.update(replicas=spec.replicas, readyReplicas=ready_replicas)
-    if entry.get("state") in (DRAINING, REMOVING):  # a rollback to a version still there
-        for stale in ("drainingSince", "drainedAt", "pinnedInvocations", "message"):
+    if entry.get("state") in _OLD:  # a rollback to a version still there (or in the history)
+        for stale in ("drainingSince", "drainedAt", "retiredAt", "pinnedInvocations", "message"):
             entry.pop(stale, None)
         entry["state"] = PENDING
     if ready:
@@ -298,6 +302,7 @@ async def reconcile_workload(
                 for version in sorted(p.versions):
                     if version not in (p.current, desired):
                         await _drain(p, admin, version, existing, latest, replicasets)
+                await _trim_history(p, admin, existing, replicasets)
     except AdminApiError as error:
         failure = error
     return _outcome(p, rs, generation, conflict, failure, ready)
@@ -394,7 +399,7 @@ async def _register(
         endpoint=endpoint,
         services=sorted(s.name for s in deployment.services),
     )
-    for stale in ("drainingSince", "drainedAt", "pinnedInvocations", "message"):
+    for stale in ("drainingSince", "drainedAt", "retiredAt", "pinnedInvocations", "message"):
         entry.pop(stale, None)
     if registered is not None or previous != version:
         entry["registeredAt"] = now()
@@ -432,12 +437,13 @@ async def _drain(
     latest: dict[str, str],
     replicasets: dict[str | None, dict[str, Any]],
 ) -> None:
-    """Judges an older version from Restate, on every pass: the invocations pinned to its
-    deployment (counted even if GET /deployments no longer lists it), whether it is still the
-    latest of a service, then the drain delay. Only then is it removed, Restate first."""
+    """Judges an older version from Restate, on every pass (a version in the history too): the
+    invocations pinned to its deployment (counted even if GET /deployments no longer lists it),
+    whether it is still the latest of a service, then the drain delay. Drained past the delay,
+    it is scaled to 0 and kept in the history (revisionHistoryLimit > 0), else removed."""
     entry = p.versions[version]
     deployment_id = entry.get("deploymentId")
-    if entry.get("state") not in (DRAINING, REMOVING):
+    if entry.get("state") not in _OLD:
         entry["state"] = DRAINING
         entry.setdefault("drainingSince", stamp())
     pinned, latest_for = 0, []
@@ -452,6 +458,9 @@ async def _drain(
             if pinned
             else f"still the latest deployment of {latest_for} (not in the current version)"
         )
+        await _revive(p, version, entry, replicasets)
+        return
+    if entry["state"] == RETIRED:
         return
     # No deployment id known and none at its URI: never registered, nothing can be pinned.
     delay = float(p.spec.drain_delay_seconds) if deployment_id else 0.0
@@ -459,13 +468,75 @@ async def _drain(
         entry["drainedAt"] = stamp()
         if deployment_id:
             p.event("Drained", f"version {version}: no invocation pinned to {deployment_id}; "
-                    f"removal in {delay:.0f}s")  # fmt: skip
+                    f"scaled to 0 in {delay:.0f}s")  # fmt: skip
     remaining = delay - since(entry["drainedAt"])
     if remaining > 0:
-        entry["message"] = f"drained; removal in {remaining:.0f}s"
+        entry["message"] = f"drained; scaled to 0 in {remaining:.0f}s"
         p.wake_in = min(p.wake_in or remaining, remaining)
         return
-    # Removal: the Restate deployment (answered) first, then the pods, then the Service.
+    if deployment_id and p.spec.revision_history_limit > 0:
+        if int((replicasets.get(version) or {}).get("spec", {}).get("replicas") or 0):
+            rs_name = object_name(p.name, version)
+            await k8s.patch_replicaset(p.namespace, rs_name, {"spec": {"replicas": 0}})
+        kept = f"in the revision history: scaled to 0, {deployment_id} kept"
+        entry.update(state=RETIRED, retiredAt=stamp(), replicas=0, message=kept)
+        p.drained_after.append(since(entry.get("drainingSince")))
+        p.event("Retired", f"version {version}: drained, scaled to 0; its Service and Restate "
+                f"deployment {deployment_id} stay in the revision history (rollback: same "
+                "deployment)")  # fmt: skip
+        return
+    await _remove(p, admin, version, existing, replicasets, "drained")
+    if deployment_id:
+        p.drained_after.append(since(entry.get("drainingSince")))
+
+
+async def _revive(
+    p: _Pass, version: str, entry: dict[str, Any], replicasets: dict[str | None, dict[str, Any]]
+) -> None:
+    """An old version with pods at 0 (in the history, or adopted so) that Restate still needs
+    (pinned invocations, the latest of a service): its pods come back."""
+    rs = replicasets.get(version)
+    if rs is None or int((rs.get("spec") or {}).get("replicas") or 0) > 0:
+        if entry.get("state") == RETIRED:
+            entry.update(state=DRAINING, drainingSince=stamp())
+            entry.pop("retiredAt", None)
+        return
+    replicas = max(1, p.spec.replicas)
+    await k8s.patch_replicaset(p.namespace, object_name(p.name, version),
+                               {"spec": {"replicas": replicas}})  # fmt: skip
+    entry.update(state=DRAINING, drainingSince=stamp(), replicas=replicas)
+    entry.pop("retiredAt", None)
+    p.event("Revived", f"version {version}: Restate still needs it ({entry['message']}); "
+            f"scaled from 0 to {replicas}", warning=True)  # fmt: skip
+
+
+async def _trim_history(
+    p: _Pass,
+    admin: AdminApi,
+    existing: dict[str, RestateDeployment],
+    replicasets: dict[str | None, dict[str, Any]],
+) -> None:
+    """Past revisionHistoryLimit the oldest versions of the history go, Restate first."""
+    history = sorted(
+        (v for v in p.versions.values() if v.get("state") == RETIRED),
+        key=lambda v: (v.get("retiredAt") or "", v["hash"]),
+    )
+    for entry in history[: max(0, len(history) - p.spec.revision_history_limit)]:
+        limit = p.spec.revision_history_limit
+        await _remove(p, admin, entry["hash"], existing, replicasets,
+                      f"past revisionHistoryLimit {limit}")  # fmt: skip
+
+
+async def _remove(
+    p: _Pass,
+    admin: AdminApi,
+    version: str,
+    existing: dict[str, RestateDeployment],
+    replicasets: dict[str | None, dict[str, Any]],
+    why: str,
+) -> None:
+    """The Restate deployment (its DELETE answered) first, then the pods, then the Service."""
+    deployment_id = p.versions[version].get("deploymentId")
     if deployment_id and deployment_id in existing:
         await admin.delete(deployment_id)
     rs_name = object_name(p.name, version)
@@ -473,21 +544,26 @@ async def _drain(
         await k8s.patch_replicaset(p.namespace, rs_name, {"spec": {"replicas": 0}})
         await k8s.delete_replicaset(p.namespace, rs_name)
     await k8s.delete_service(p.namespace, rs_name)
-    if deployment_id:
-        p.drained_after.append(since(entry.get("drainingSince")))
-    p.event("VersionRemoved", f"version {version}: Restate deployment {deployment_id or '-'} "
-            f"deleted, ReplicaSet and Service {rs_name} removed")  # fmt: skip
+    p.event("VersionRemoved", f"version {version} ({why}): Restate deployment "
+            f"{deployment_id or '-'} deleted, then ReplicaSet and Service {rs_name}")  # fmt: skip
     del p.versions[version]
 
 
-_ORDER = {CURRENT: 0, PENDING: 1, DRAINING: 2, REMOVING: 3}
+_ORDER = {CURRENT: 0, PENDING: 1, DRAINING: 2, REMOVING: 3, RETIRED: 4}
 
 
 def _listed(p: _Pass) -> list[dict[str, Any]]:
-    return sorted(
-        p.versions.values(),
+    """Current, pending, draining versions, then the history newest first."""
+    history = sorted(
+        (v for v in p.versions.values() if v.get("state") == RETIRED),
+        key=lambda v: (v.get("retiredAt") or "", v["hash"]),
+        reverse=True,
+    )
+    others = sorted(
+        (v for v in p.versions.values() if v.get("state") != RETIRED),
         key=lambda v: (_ORDER.get(v.get("state", ""), 9), v.get("drainingSince") or "", v["hash"]),
     )
+    return [*others, *history]
 
 
 def _outcome(
@@ -500,6 +576,7 @@ def _outcome(
 ) -> WorkloadOutcome:
     versions = _listed(p)
     draining = sum(1 for v in versions if v.get("state") in (DRAINING, REMOVING))
+    history = [v["hash"] for v in versions if v.get("state") == RETIRED]
     current = p.versions.get(p.current or "")
     rs_status = rs.get("status") or {}
     fields: dict[str, Any] = {
@@ -508,6 +585,8 @@ def _outcome(
         "desiredVersion": p.desired,
         "versions": versions,
         "drainingVersions": draining,
+        "historyVersions": len(history),
+        "history": history,
         "replicas": int(rs_status.get("replicas") or 0),
         "readyReplicas": int(rs_status.get("readyReplicas") or 0),
         "selector": selector_string(p.name, p.spec, p.desired),

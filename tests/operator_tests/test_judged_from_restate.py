@@ -78,7 +78,7 @@ def present(env: OperatorEnv, name: str, hash_: str, deployment_id: str) -> bool
 def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: OperatorEnv) -> None:
     signup = env.start_example("signup-workflow")
     env.operator.start()
-    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=2)
+    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=2, revisionHistoryLimit=0)
     first = env.wait_workload("signup", lambda s: reason(s) == "Registered", 60, "v1 registered")
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     secret = start_signup(env, signup, "pinned")  # suspended on its promise, pinned to v1
@@ -121,7 +121,9 @@ def test_a_drained_version_stays_for_the_drain_delay(env: OperatorEnv) -> None:
     greeter = env.start_example("user-object")
     env.operator.start()
     delay = 6.0
-    env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=int(delay))
+    env.create_workload(
+        "greeter", greeter.port, "v1", drainDelaySeconds=int(delay), revisionHistoryLimit=0
+    )
     first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "registered")
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     rollout(env, "greeter", first)
