@@ -25,9 +25,12 @@ def stamp(at: datetime.datetime | None = None) -> str:
 
 
 def parse(value: Any) -> datetime.datetime | None:
-    """An RFC 3339 timestamp (as Kubernetes or this module writes it); None for no value."""
+    """An RFC 3339 timestamp (as Kubernetes or this module writes it), or a datetime; None for
+    no value."""
     if not value:
         return None
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
     parsed = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 

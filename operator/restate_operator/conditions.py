@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 from enum import StrEnum
 from typing import Any
+
+from restate_operator.clock import now
 
 
 class Reason(StrEnum):
@@ -20,10 +21,6 @@ class Reason(StrEnum):
     DRAINING = "Draining"
     # RestateWorkload
     VERSION_NOT_READY = "VersionNotReady"  # no version registered yet; waiting for its pods
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(

@@ -1,4 +1,5 @@
-"""kopf handlers: one daemon per RestateRegistration, watches that wake it, and deletion.
+"""kopf handlers: one daemon per RestateRegistration and per RestateWorkload (one engine,
+`run_daemon`), watches that wake them, and deletion.
 
 Each RestateRegistration gets a daemon that reconciles (see `reconcile.py`) and then sleeps:
 after a success for DRIFT_CHECK_SECONDS (the drift check: it finds a registration Restate lost
@@ -6,17 +7,20 @@ and repairs it), while the admin API does not answer for UNREACHABLE_RETRY_SECON
 is starting, and nothing tells us when it is ready but its answer), after a refusal for a capped
 exponential backoff (1 s doubling to 60 s), and when blocked (missing Service/Deployment,
 rollout in progress, conflict) until an event wakes it. Changes of the resource, of its
-Deployment or Service, wake it at once.
+Deployment or Service, wake it at once. A RestateWorkload's daemon (see `workload.py`) polls
+every DRAIN_POLL_SECONDS while a rollout is pending or versions drain (sooner when a drain
+delay ends); its own ReplicaSets wake it; the pause annotation stops it touching anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -210,47 +214,74 @@ async def registration_daemon(
     by_endpoint: kopf.Index[Any, tuple[str, str]] = kwargs["registrations_by_endpoint"]
     assert namespace is not None  # the resource is namespaced
     settings = get_settings()
-    key = (namespace, name)
-    wakeup = _wakeups.setdefault(key, asyncio.Event())
     status: dict[str, Any] = dict(body.get("status") or {})
+
+    async def once() -> Pass:
+        nonlocal status
+        started = time.monotonic()
+        spec, meta = dict(body.spec), body.meta
+        outcome = await reconcile(
+            settings,
+            namespace,
+            name,
+            parse_registration(spec),
+            status,
+            meta.get("generation"),
+            _conflict(namespace, name, spec, meta, by_endpoint),
+        )
+        status = await _record(body, namespace, name, status, outcome, started, logger)
+        # Registered: the drift check (sooner if a superseded deployment's drain delay ends).
+        # Blocked (no Service, rollout, conflict): a watch event wakes us when that changes.
+        wait = min(settings.drift_check_seconds, outcome.wake_in or math.inf)
+        return Pass(outcome.failed, str(outcome.reason), wait)
+
+    try:
+        await run_daemon("RestateRegistration", (namespace, name), _wakeups, stopped, logger, once)
+    finally:
+        metrics.set_ready(namespace, name, False)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one reconciliation tells the engine: failed (and why), else when to come back."""
+
+    failed: bool
+    reason: str
+    wait: float
+
+
+async def run_daemon(
+    kind: str,
+    key: tuple[str | None, str],
+    wakeups: dict[tuple[str | None, str], asyncio.Event],
+    stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+    once: Callable[[], Awaitable[Pass]],
+) -> None:
+    """The one daemon engine of both kinds: reconcile, then sleep until woken (a watch event)
+    or until the next pass is due: `Pass.wait` after a success, the short retry while the admin
+    API does not answer, the capped exponential backoff after a refusal or an exception."""
+    wakeup = wakeups.setdefault(key, asyncio.Event())
     failures = 0
     try:
         while not stopped:
             wakeup.clear()
             started = time.monotonic()
-            spec, meta = dict(body.spec), body.meta
             try:
-                outcome = await reconcile(
-                    settings,
-                    namespace,
-                    name,
-                    parse_registration(spec),
-                    status,
-                    meta.get("generation"),
-                    _conflict(namespace, name, spec, meta, by_endpoint),
-                )
-                status = await _record(body, namespace, name, status, outcome, started, logger)
-                failures = failures + 1 if outcome.failed else 0
-                # Registered: the drift check. Blocked (no Service, rollout, conflict): a watch
-                # event wakes us when that changes; re-check on the same timer anyway.
-                if outcome.failed:
-                    delay = failure_delay(outcome.reason, failures)
-                else:  # a superseded deployment's drain delay may end before the drift check
-                    delay = min(settings.drift_check_seconds, outcome.wake_in or math.inf)
+                result = await once()
+                failures = failures + 1 if result.failed else 0
+                delay = failure_delay(result.reason, failures) if result.failed else result.wait
             except Exception as error:  # a bug or an API server hiccup: log, back off, go on
                 logger.exception(f"reconciliation failed: {error}")
                 metrics.RECONCILES.labels("error").inc()
                 metrics.ERRORS.labels("InternalError").inc()
                 failures += 1
                 delay = backoff(failures)
-            metrics.RECONCILE_DURATION.labels("RestateRegistration").observe(
-                time.monotonic() - started
-            )
+            metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(wakeup, stopped), timeout=delay)
+                await asyncio.wait_for(_either(wakeup, stopped), timeout=max(delay, 0.1))
     finally:
-        _wakeups.pop(key, None)
-        metrics.set_ready(namespace, name, False)
+        wakeups.pop(key, None)
 
 
 async def _either(wakeup: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
@@ -298,12 +329,12 @@ async def _record(
     if outcome.registered is not None:
         metrics.ADMIN_CALLS.labels("registered").inc()
         latency = None
-        created = _parse(body.meta.get("creationTimestamp"))
+        created = clock.parse(body.meta.get("creationTimestamp"))
         since = outcome.available_since
         # Only a Deployment that became Available after the resource existed is timed. Both
         # timestamps have whole seconds: in the same second the order is unknown, so skip it.
         if since is not None and (created is None or since > created):
-            latency = max(0.0, (datetime.datetime.now(datetime.UTC) - since).total_seconds())
+            latency = clock.since(since)
             metrics.AVAILABLE_TO_REGISTERED.observe(latency)
         kopf.event(body, type="Normal", reason="Registered", message=outcome.message)
         logger.info(
@@ -332,18 +363,9 @@ async def _record(
 # --------------------------------------------------------------------------- deletion
 
 
-def _parse(stamp: Any) -> datetime.datetime | None:
-    if not stamp:
-        return None
-    return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-
-
 def _age(meta: Any) -> float:
     """Seconds since deletion was requested."""
-    since = _parse(meta.get("deletionTimestamp"))
-    if since is None:
-        return 0.0
-    return (datetime.datetime.now(datetime.UTC) - since).total_seconds()
+    return clock.since(meta.get("deletionTimestamp"))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -503,50 +525,34 @@ async def workload_daemon(
     the admin API does not answer, the backoff after a refusal, else DRIFT_CHECK_SECONDS."""
     assert namespace is not None
     settings = get_settings()
-    key = (namespace, name)
-    wakeup = _workload_wakeups.setdefault(key, asyncio.Event())
     status: dict[str, Any] = dict(body.get("status") or {})
-    failures = 0
+
+    async def once() -> Pass:
+        nonlocal status
+        meta = body.meta
+        if _paused(meta):
+            status = await _record_paused(body, namespace, name, status, logger)
+            return Pass(False, "Paused", settings.drift_check_seconds)
+        outcome = await reconcile_workload(
+            settings,
+            namespace,
+            name,
+            str(meta.get("uid")),
+            dict(meta.get("labels") or {}),
+            parse_workload(body.spec),
+            status,
+            meta.get("generation"),
+        )
+        status = await _record_workload(body, namespace, name, status, outcome, logger)
+        if outcome.busy:
+            wait = min(settings.drain_poll_seconds, outcome.wake_in or math.inf)
+        else:
+            wait = min(settings.drift_check_seconds, outcome.wake_in or math.inf)
+        return Pass(outcome.failed, str(outcome.reason), wait)
+
     try:
-        while not stopped:
-            wakeup.clear()
-            started = time.monotonic()
-            meta = body.meta
-            if _paused(meta):
-                status = await _record_paused(body, namespace, name, status, logger)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_either(wakeup, stopped), settings.drift_check_seconds)
-                continue
-            try:
-                outcome = await reconcile_workload(
-                    settings,
-                    namespace,
-                    name,
-                    str(meta.get("uid")),
-                    dict(meta.get("labels") or {}),
-                    parse_workload(body.spec),
-                    status,
-                    meta.get("generation"),
-                )
-                status = await _record_workload(body, namespace, name, status, outcome, logger)
-                failures = failures + 1 if outcome.failed else 0
-                if outcome.failed:
-                    delay = failure_delay(outcome.reason, failures)
-                elif outcome.busy:
-                    delay = min(settings.drain_poll_seconds, outcome.wake_in or math.inf)
-                else:
-                    delay = settings.drift_check_seconds
-            except Exception as error:  # a bug or an API server hiccup: log, back off, go on
-                logger.exception(f"reconciliation failed: {error}")
-                metrics.RECONCILES.labels("error").inc()
-                metrics.ERRORS.labels("InternalError").inc()
-                failures += 1
-                delay = backoff(failures)
-            metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(wakeup, stopped), timeout=max(delay, 0.1))
+        await run_daemon(KIND, (namespace, name), _workload_wakeups, stopped, logger, once)
     finally:
-        _workload_wakeups.pop(key, None)
         metrics.set_workload(namespace, name, {}, {})
 
 

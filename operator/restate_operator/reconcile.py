@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restate_operator import k8s
-from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
+from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment
 from restate_operator.clock import now, parse, since, stamp
 from restate_operator.conditions import Reason
+from restate_operator.promote import Conflict, register_or_promote
 from restate_operator.settings import Settings
 from restate_operator.spec import RegistrationSpec, revision_marker, template_hash
 
@@ -196,30 +197,14 @@ async def _register(
 ) -> Outcome:
     existing = await admin.deployments()
     latest = await admin.latest_deployments()
-    found = next((d for d in existing if same_endpoint(d.uri, endpoint)), None)
-    registered: RestateDeployment | None = None
-    http11, headers = spec.use_http_11, spec.additional_headers
-    if found is None:
-        # A new revision (or Restate lost it: drift): a new URI, so Restate discovers it anew.
-        registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)
-        current = registered
-    else:
-        current = await admin.deployment(found.id) or found
-        behind = [s.name for s in current.services if latest.get(s.name) != current.id]
-        strangers = {latest[s] for s in behind if s in latest} - ours
-        if strangers:
-            return Outcome(
-                False,
-                Reason.CONFLICTING_REGISTRATION,
-                f"Restate services {behind} are served by deployment(s) {sorted(strangers)}, "
-                "not registered by this resource; remove them or this resource",
-                base,
-            )
-        if behind:  # a rollback to an earlier revision, or another of ours took over: force
-            registered = await admin.register(
-                endpoint, force=True, use_http_11=http11, additional_headers=headers
-            )
-            current = registered
+    try:
+        promotion = await register_or_promote(
+            admin, endpoint, existing, latest, ours,
+            use_http_11=spec.use_http_11, additional_headers=spec.additional_headers,
+        )  # fmt: skip
+    except Conflict as conflict:
+        return Outcome(False, Reason.CONFLICTING_REGISTRATION, str(conflict), base)
+    current, registered = promotion.deployment, promotion.registered
 
     events: list[tuple[str, str]] = []
     superseded, wake_in = await _prune(

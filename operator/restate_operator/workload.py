@@ -40,6 +40,7 @@ from restate_operator import k8s
 from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
 from restate_operator.clock import now, since, stamp
 from restate_operator.conditions import Reason
+from restate_operator.promote import Conflict, register_or_promote
 from restate_operator.settings import Settings
 from restate_operator.spec import RESTART_ANNOTATION, WorkloadSpec, version_hash
 
@@ -371,27 +372,15 @@ async def _register(
     entry = p.versions[version]
     endpoint = p.endpoint(version)
     ours = {v["deploymentId"] for v in p.versions.values() if v.get("deploymentId")}
-    found = next((d for d in existing.values() if same_endpoint(d.uri, endpoint)), None)
-    http11, headers = spec.use_http_11, spec.additional_headers
-    registered: RestateDeployment | None = None
-    rollback = False
-    if found is None:  # a new version (or Restate lost it): a new Restate deployment
-        registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)
-        deployment = registered
-    else:
-        deployment = await admin.deployment(found.id) or found
-        behind = [s.name for s in deployment.services if latest.get(s.name) != deployment.id]
-        strangers = {latest[s] for s in behind if s in latest} - ours
-        if strangers:
-            return (
-                f"Restate services {behind} are served by deployment(s) {sorted(strangers)}, "
-                "not registered by this resource; remove them or this resource"
-            )
-        if behind:  # a rollback: make the same URI (the same code) the latest again
-            registered = await admin.register(
-                endpoint, force=True, use_http_11=http11, additional_headers=headers
-            )
-            deployment, rollback = registered, True
+    try:
+        promotion = await register_or_promote(
+            admin, endpoint, existing.values(), latest, ours,
+            use_http_11=spec.use_http_11, additional_headers=spec.additional_headers,
+        )  # fmt: skip
+    except Conflict as conflict:
+        return str(conflict)
+    deployment, registered = promotion.deployment, promotion.registered
+    rollback = promotion.promoted
     previous = p.current
     entry.update(
         state=CURRENT,

@@ -14,6 +14,7 @@ from restate_operator.reconcile import endpoint_for, rollout_state
 from restate_operator.settings import Settings, get_settings
 from restate_operator.spec import (
     RegistrationSpec,
+    WorkloadSpec,
     parse_registration,
     parse_workload,
     revision_marker,
@@ -264,3 +265,36 @@ def test_the_admin_client_refuses_answers_of_an_unexpected_shape(path: str, answ
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _crd_defaults(path: Any) -> dict[str, Any]:
+    """Top-level spec property -> its schema default, of a CRD file."""
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    properties = schema["properties"]["spec"]["properties"]
+    return {key: value["default"] for key, value in properties.items() if "default" in value}
+
+
+@pytest.mark.parametrize(
+    ("crd", "model"),
+    [("restateregistrations.yaml", RegistrationSpec), ("restateworkloads.yaml", WorkloadSpec)],
+)
+def test_the_crd_schema_defaults_are_the_spec_models_defaults(crd: str, model: Any) -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "deploy/helm/restate-examples/crds" / crd
+    schema = _crd_defaults(path)
+    fields = {
+        (info.alias or key): info.get_default(call_default_factory=True)
+        for key, info in model.model_fields.items()
+        if not info.is_required()
+    }
+    assert schema, crd
+    # Every schema default is the model's; every model default is in the schema (or, for
+    # adminUrl, empty on both sides: the operator's RESTATE_ADMIN_URL applies).
+    for key, value in schema.items():
+        assert fields.get(key) == value, (crd, key, value, fields.get(key))
+    missing = {k: v for k, v in fields.items() if k not in schema and v not in ("", {})}
+    assert missing == {}, (crd, missing)
