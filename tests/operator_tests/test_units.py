@@ -298,3 +298,61 @@ def test_the_crd_schema_defaults_are_the_spec_models_defaults(crd: str, model: A
         assert fields.get(key) == value, (crd, key, value, fields.get(key))
     missing = {k: v for k, v in fields.items() if k not in schema and v not in ("", {})}
     assert missing == {}, (crd, missing)
+
+
+def _model_shape(model: Any) -> dict[str, Any]:
+    """Field alias -> nested shape (a dict for a model or a list of models, else None)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    shape: dict[str, Any] = {}
+    for key, info in model.model_fields.items():
+        nested: Any = None
+        for arg in [info.annotation, *typing.get_args(info.annotation)]:
+            for inner in [arg, *typing.get_args(arg)]:
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    nested = _model_shape(inner)
+        shape[info.alias or key] = nested
+    return shape
+
+
+def _schema_shape(schema: dict[str, Any]) -> dict[str, Any]:
+    shape: dict[str, Any] = {}
+    for key, value in schema.get("properties", {}).items():
+        inner = value.get("items", value) if value.get("type") == "array" else value
+        shape[key] = _schema_shape(inner) if "properties" in inner else None
+    return shape
+
+
+@pytest.mark.parametrize(
+    ("crd", "model"),
+    [
+        ("restateregistrations.yaml", "RegistrationStatus"),
+        ("restateworkloads.yaml", "WorkloadStatus"),
+    ],
+)
+def test_the_status_models_are_the_crd_status_schemas(crd: str, model: str) -> None:
+    """A field the operator writes but the CRD lacks is pruned by the API server, silently."""
+    from pathlib import Path
+
+    import yaml
+
+    from restate_operator import status
+
+    path = Path(__file__).resolve().parents[2] / "deploy/helm/restate-examples/crds" / crd
+    schema = yaml.safe_load(path.read_text())["spec"]["versions"][0]["schema"]
+    crd_status = schema["openAPIV3Schema"]["properties"]["status"]
+    assert _model_shape(getattr(status, model)) == _schema_shape(crd_status)
+
+
+def test_a_status_patch_with_an_unknown_field_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from restate_operator.status import WorkloadStatus, dump
+
+    dump(WorkloadStatus, {"currentVersion": "abc", "paused": None})
+    with pytest.raises(ValidationError):
+        dump(WorkloadStatus, {"currentVersoin": "abc"})
+    with pytest.raises(ValidationError):
+        dump(WorkloadStatus, {"versions": [{"hash": "a", "state": "Gone"}]})
