@@ -39,9 +39,11 @@ def to(env: OperatorEnv, label: str, history: int) -> dict[str, Any]:
     """Sets the template's VERSION; waits until that version is current, nothing draining and
     `history` versions in the history."""
     env.set_workload_version("greeter", label)
+    generation = env.workload("greeter")["metadata"]["generation"]
     return env.wait_workload(
         "greeter",
         lambda s: reason(s) == "Registered"
+        and s.get("observedGeneration") == generation
         and s["currentVersion"] == s["desiredVersion"]
         and s["drainingVersions"] == 0
         and s.get("historyVersions") == history,
