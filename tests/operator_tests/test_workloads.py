@@ -109,7 +109,7 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
     table = env.kube.kubectl("get", "rwl", "-n", env.namespace).stdout
     record("kubectl get rwl", "\n" + table)
     assert "CURRENT" in table and "DRAINING" in table and v2 in table
-    assert re.search(rf"signup\s+{v2}\s+1\s+True", table), table
+    assert re.search(rf"signup\s+{v2}\s+1\s+0\s+True", table), table  # draining 1, history 0
 
     # kubectl scale: only the current version.
     env.kube.kubectl("scale", "-n", env.namespace, "rwl/signup", "--replicas=3")
