@@ -1,4 +1,5 @@
-"""The `Ready` condition of a RestateRegistration and its reasons."""
+"""The conditions of both kinds (`Ready`; a RestateWorkload also has `Reconciling` and
+`Paused`) and the reasons of `Ready`."""
 
 from __future__ import annotations
 
