@@ -107,7 +107,11 @@ def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: Operator
     assert version(found, v1)["deploymentId"] == v1_id
     assert version(found, v1)["state"] == "Draining"
     assert present(env, "signup", v1, v1_id)
-    assert ("Normal", "VersionAdopted") in [e[:2] for e in env.events("signup")]
+    eventually(  # kopf posts events in the background
+        lambda: ("Normal", "VersionAdopted") in [e[:2] for e in env.events("signup")],
+        10,
+        "the VersionAdopted event",
+    )
 
     # The workflow completes on its deployment; then version 1 drains as usual.
     click(env, "pinned", secret)
@@ -217,7 +221,11 @@ def test_an_answer_without_the_count_removes_nothing(
     # Several passes on such answers (each a count asked and not given): nothing goes.
     eventually(lambda: proxy.mangled >= 4, 30, "four count queries answered without rows")
     assert present(env, "greeter", v1, v1_id)
-    warnings = [e for e in env.events("greeter") if e[:2] == ("Warning", "AdminApiInvalidAnswer")]
+    warnings = eventually(
+        lambda: [e for e in env.events("greeter") if e[:2] == ("Warning", "AdminApiInvalidAnswer")],
+        10,
+        "the AdminApiInvalidAnswer warning",
+    )
     assert warnings and "pinned to" in str(warnings[0][2])
     # The real answers again: version 1 (nothing pinned, delay 0) goes.
     proxy.drop_rows = False

@@ -46,7 +46,11 @@ def test_a_paused_workload_changes_nothing_until_resumed(env: OperatorEnv) -> No
     assert env.replicasets("greeter") == {v1: 1}
     assert [d["id"] for d in env.restate_deployments()] == [id1]
     assert env.workload_status("greeter")["desiredVersion"] == v1
-    assert ("Normal", "Paused") in [e[:2] for e in env.events("greeter")]
+    eventually(  # kopf posts events in the background
+        lambda: ("Normal", "Paused") in [e[:2] for e in env.events("greeter")],
+        10,
+        "the Paused event",
+    )
 
     annotate(env, "greeter", None)  # resumed: the change made while paused is applied
     done = env.wait_workload(

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_tests.support import OperatorEnv
+from operator_tests.support import OperatorEnv, eventually
 
 pytestmark = pytest.mark.kube
 
@@ -85,8 +85,14 @@ def test_rollback_within_the_history_reuses_the_deployment_and_the_limit_trims(
     assert env.replicasets("greeter") == {v1: 1, v2: 0} and back["history"] == [v2]
     answer = httpx.post(f"{env.server.ingress_url}/GreeterObject/ann/greet", json="Hi", timeout=30)
     assert answer.status_code == 200, answer.text
-    reasons = [e[:2] for e in env.events("greeter")]
-    assert ("Normal", "Retired") in reasons and ("Normal", "RolledBack") in reasons
+    eventually(
+        lambda: (
+            {("Normal", "Retired"), ("Normal", "RolledBack")}
+            <= {e[:2] for e in env.events("greeter")}
+        ),
+        10,
+        "the Retired and RolledBack events",
+    )
 
     # v3 then v4: three drained versions, limit 2: the oldest in the history (v2) goes.
     third = to(env, "v3", 2)
@@ -99,6 +105,10 @@ def test_rollback_within_the_history_reuses_the_deployment_and_the_limit_trims(
     assert deployment_ids(env) == {id1, third["deploymentId"], id4}
     assert env.replicasets("greeter") == {v1: 0, v3: 0, v4: 1}
     assert env.version_services("greeter") == {f"greeter-{v}" for v in (v1, v3, v4)}
-    removed = [e for e in env.events("greeter") if e[1] == "VersionRemoved"]
+    removed = eventually(  # kopf posts events in the background
+        lambda: [e for e in env.events("greeter") if e[1] == "VersionRemoved"],
+        10,
+        "the VersionRemoved event",
+    )
     assert len(removed) == 1 and "past revisionHistoryLimit 2" in str(removed[0][2])
     assert id2 in str(removed[0][2])
