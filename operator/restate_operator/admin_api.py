@@ -30,6 +30,13 @@ class AdminApiRejected(AdminApiError):
     reason = "AdminApiRejected"
 
 
+class AdminApiInvalidAnswer(AdminApiError):
+    """The server answered 2xx without what was asked (no count row, an unexpected shape).
+    Never read as "nothing there": nothing is removed on such an answer."""
+
+    reason = "AdminApiInvalidAnswer"
+
+
 @dataclass(frozen=True)
 class ServiceInfo:
     name: str
@@ -55,10 +62,43 @@ def _services(raw: list[dict[str, Any]]) -> tuple[ServiceInfo, ...]:
     )
 
 
-def _deployment(raw: dict[str, Any]) -> RestateDeployment:
-    return RestateDeployment(
-        id=raw["id"], uri=raw.get("uri", ""), services=_services(raw.get("services", []))
-    )
+def _deployment(raw: Any, what: str) -> RestateDeployment:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise AdminApiInvalidAnswer(f"{what}: a deployment without an id: {str(raw)[:200]}")
+    services = raw.get("services", [])
+    if not isinstance(services, list):
+        raise AdminApiInvalidAnswer(f"{what}: deployment {raw['id']}: services is no list")
+    try:
+        return RestateDeployment(id=raw["id"], uri=str(raw.get("uri", "")),
+                                 services=_services(services))  # fmt: skip
+    except (KeyError, TypeError, AttributeError) as error:
+        raise AdminApiInvalidAnswer(f"{what}: deployment {raw['id']}: {error!r}") from None
+
+
+def _listed(body: Any, key: str, what: str) -> list[Any]:
+    """body[key] as a list; anything else is an answer without what was asked."""
+    items = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise AdminApiInvalidAnswer(f"{what}: the answer has no list {key!r}: {str(body)[:200]}")
+    return items
+
+
+def count_of(body: Any, what: str) -> int:
+    """The one count row of a `SELECT count(*) AS n` answer. No row, no `n`, a value that is
+    not a whole number: an error (it is never read as 0, which would let a version go)."""
+    rows = _listed(body, "rows", f"count {what}")
+    if len(rows) != 1 or not isinstance(rows[0], dict) or "n" not in rows[0]:
+        raise AdminApiInvalidAnswer(f"count {what}: expected one row with n, got {str(rows)[:200]}")
+    value = rows[0]["n"]
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise AdminApiInvalidAnswer(f"count {what}: n is not a count: {value!r}")
+    try:
+        count = int(value)
+    except ValueError:
+        raise AdminApiInvalidAnswer(f"count {what}: n is not a count: {value!r}") from None
+    if count < 0:
+        raise AdminApiInvalidAnswer(f"count {what}: n is negative: {count}")
+    return count
 
 
 def same_endpoint(a: str, b: str) -> bool:
@@ -105,11 +145,17 @@ class AdminApi:
         response = await self._call(method, path, **kwargs)
         if response.is_error:
             raise AdminApiRejected(f"{method} {path}: {response.status_code} {_message(response)}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise AdminApiInvalidAnswer(
+                f"{method} {path}: {response.status_code} not JSON: {response.text[:200]}"
+            ) from None
 
     async def deployments(self) -> list[RestateDeployment]:
         body = await self._json("GET", "/deployments")
-        return [_deployment(d) for d in body.get("deployments", [])]
+        what = "GET /deployments"
+        return [_deployment(d, what) for d in _listed(body, "deployments", what)]
 
     async def deployment(self, deployment_id: str) -> RestateDeployment | None:
         response = await self._call("GET", f"/deployments/{deployment_id}")
@@ -117,12 +163,25 @@ class AdminApi:
             return None
         if response.is_error:
             raise AdminApiRejected(f"GET deployment: {response.status_code} {_message(response)}")
-        return _deployment(response.json())
+        try:
+            raw = response.json()
+        except ValueError:
+            text = response.text[:200]
+            raise AdminApiInvalidAnswer(f"GET deployment: not JSON: {text}") from None
+        return _deployment(raw, f"GET /deployments/{deployment_id}")
 
     async def latest_deployments(self) -> dict[str, str]:
         """Service name -> id of the deployment that serves its latest revision."""
         body = await self._json("GET", "/services")
-        return {s["name"]: s["deployment_id"] for s in body.get("services", [])}
+        latest: dict[str, str] = {}
+        for service in _listed(body, "services", "GET /services"):
+            name = service.get("name") if isinstance(service, dict) else None
+            deployment_id = service.get("deployment_id") if isinstance(service, dict) else None
+            if not isinstance(name, str) or not isinstance(deployment_id, str):
+                raise AdminApiInvalidAnswer(f"GET /services: a service without name or "
+                                            f"deployment_id: {str(service)[:200]}")  # fmt: skip
+            latest[name] = deployment_id
+        return latest
 
     async def register(
         self,
@@ -136,7 +195,8 @@ class AdminApi:
         request: dict[str, Any] = {"uri": uri, "force": force, "use_http_11": use_http_11}
         if additional_headers:
             request["additional_headers"] = additional_headers
-        return _deployment(await self._json("POST", "/deployments", json=request))
+        answer = await self._json("POST", "/deployments", json=request)
+        return _deployment(answer, "POST /deployments")
 
     async def unfinished_pinned_invocations(self, deployment_id: str) -> int:
         """Invocations pinned to the deployment that have not completed."""
@@ -149,8 +209,7 @@ class AdminApi:
         body = await self._json(
             "POST", "/query", json={"query": sql}, headers={"accept": "application/json"}
         )
-        rows = body.get("rows") or [{"n": 0}]
-        return int(rows[0]["n"])
+        return count_of(body, f"pinned to {deployment_id}")
 
     async def delete(self, deployment_id: str) -> bool:
         """DELETE with force (Restate only supports forced removal); False if already gone."""

@@ -1,10 +1,12 @@
-"""The `Ready` condition of a RestateRegistration and its reasons."""
+"""The conditions of both kinds (`Ready`; a RestateWorkload also has `Reconciling` and
+`Paused`) and the reasons of `Ready`."""
 
 from __future__ import annotations
 
-import datetime
 from enum import StrEnum
 from typing import Any
+
+from restate_operator.clock import now
 
 
 class Reason(StrEnum):
@@ -15,14 +17,11 @@ class Reason(StrEnum):
     SERVICE_NOT_FOUND = "ServiceNotFound"
     ADMIN_API_UNREACHABLE = "AdminApiUnreachable"
     ADMIN_API_REJECTED = "AdminApiRejected"
+    ADMIN_API_INVALID_ANSWER = "AdminApiInvalidAnswer"  # 2xx without what was asked
     CONFLICTING_REGISTRATION = "ConflictingRegistration"
     DRAINING = "Draining"
     # RestateWorkload
     VERSION_NOT_READY = "VersionNotReady"  # no version registered yet; waiting for its pods
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def set_condition(

@@ -1,4 +1,5 @@
-"""kopf handlers: one daemon per RestateRegistration, watches that wake it, and deletion.
+"""kopf handlers: one daemon per RestateRegistration and per RestateWorkload (one engine,
+`run_daemon`), watches that wake them, and deletion.
 
 Each RestateRegistration gets a daemon that reconciles (see `reconcile.py`) and then sleeps:
 after a success for DRIFT_CHECK_SECONDS (the drift check: it finds a registration Restate lost
@@ -6,31 +7,52 @@ and repairs it), while the admin API does not answer for UNREACHABLE_RETRY_SECON
 is starting, and nothing tells us when it is ready but its answer), after a refusal for a capped
 exponential backoff (1 s doubling to 60 s), and when blocked (missing Service/Deployment,
 rollout in progress, conflict) until an event wakes it. Changes of the resource, of its
-Deployment or Service, wake it at once.
+Deployment or Service, wake it at once. A RestateWorkload's daemon (see `workload.py`) polls
+every DRAIN_POLL_SECONDS while a rollout is pending or versions drain (sooner when a drain
+delay ends); its own ReplicaSets wake it; the pause annotation stops it touching anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from restate_operator import k8s, metrics
-from restate_operator.admin_api import AdminApi, AdminApiError
+from restate_operator import clock, k8s, metrics
+from restate_operator.admin_api import AdminApi, AdminApiError, same_endpoint
 from restate_operator.conditions import Reason, ready_condition, set_condition
 from restate_operator.reconcile import Outcome, reconcile
 from restate_operator.settings import get_settings
 from restate_operator.spec import RegistrationOptions, parse_registration, parse_workload
-from restate_operator.workload import KIND, WORKLOAD_LABEL, WorkloadOutcome, reconcile_workload
+from restate_operator.workload import (
+    ENDPOINT_ANNOTATION,
+    KIND,
+    VERSION_LABEL,
+    WORKLOAD_LABEL,
+    WorkloadOutcome,
+    reconcile_workload,
+)
 
 GROUP, VERSION, PLURAL, WORKLOADS = k8s.GROUP, k8s.VERSION, k8s.PLURAL, k8s.WORKLOADS
 FINALIZER = "examples.restate.dev/registration"
+# `examples.restate.dev/reconcile: disabled` on a RestateWorkload pauses it (as Restate's
+# operator's `restate.dev/reconcile: disabled`): nothing is created, scaled, registered or
+# removed while it is set, deletion included; status.paused and the Paused condition say so.
+PAUSE_ANNOTATION = "examples.restate.dev/reconcile"
+
+
+def _paused(meta: Any) -> bool:
+    annotations = meta.get("annotations") or {}
+    return str(annotations.get(PAUSE_ANNOTATION, "")).lower() == "disabled"
+
+
 DRAIN_POLL_SECONDS = 2.0
 
 # (namespace, name) of each running daemon -> the event that wakes it up.
@@ -38,6 +60,8 @@ _wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
 _workload_wakeups: dict[tuple[str | None, str], asyncio.Event] = {}
 # (plural, namespace, name) -> last metadata.generation seen.
 _generations: dict[tuple[str, str | None, str], Any] = {}
+# (namespace, name) -> whether the pause annotation was set, last seen.
+_pauses: dict[tuple[str | None, str], bool] = {}
 _QUIET_HANDLERS = (
     "registration_changed",
     "deployment_changed",
@@ -190,48 +214,74 @@ async def registration_daemon(
     by_endpoint: kopf.Index[Any, tuple[str, str]] = kwargs["registrations_by_endpoint"]
     assert namespace is not None  # the resource is namespaced
     settings = get_settings()
-    key = (namespace, name)
-    wakeup = _wakeups.setdefault(key, asyncio.Event())
     status: dict[str, Any] = dict(body.get("status") or {})
+
+    async def once() -> Pass:
+        nonlocal status
+        started = time.monotonic()
+        spec, meta = dict(body.spec), body.meta
+        outcome = await reconcile(
+            settings,
+            namespace,
+            name,
+            parse_registration(spec),
+            status,
+            meta.get("generation"),
+            _conflict(namespace, name, spec, meta, by_endpoint),
+        )
+        status = await _record(body, namespace, name, status, outcome, started, logger)
+        # Registered: the drift check (sooner if a superseded deployment's drain delay ends).
+        # Blocked (no Service, rollout, conflict): a watch event wakes us when that changes.
+        wait = min(settings.drift_check_seconds, outcome.wake_in or math.inf)
+        return Pass(outcome.failed, str(outcome.reason), wait)
+
+    try:
+        await run_daemon("RestateRegistration", (namespace, name), _wakeups, stopped, logger, once)
+    finally:
+        metrics.set_ready(namespace, name, False)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one reconciliation tells the engine: failed (and why), else when to come back."""
+
+    failed: bool
+    reason: str
+    wait: float
+
+
+async def run_daemon(
+    kind: str,
+    key: tuple[str | None, str],
+    wakeups: dict[tuple[str | None, str], asyncio.Event],
+    stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+    once: Callable[[], Awaitable[Pass]],
+) -> None:
+    """The one daemon engine of both kinds: reconcile, then sleep until woken (a watch event)
+    or until the next pass is due: `Pass.wait` after a success, the short retry while the admin
+    API does not answer, the capped exponential backoff after a refusal or an exception."""
+    wakeup = wakeups.setdefault(key, asyncio.Event())
     failures = 0
     try:
         while not stopped:
             wakeup.clear()
             started = time.monotonic()
-            spec, meta = dict(body.spec), body.meta
             try:
-                outcome = await reconcile(
-                    settings,
-                    namespace,
-                    name,
-                    parse_registration(spec),
-                    status,
-                    meta.get("generation"),
-                    _conflict(namespace, name, spec, meta, by_endpoint),
-                )
-                status = await _record(body, namespace, name, status, outcome, started, logger)
-                failures = failures + 1 if outcome.failed else 0
-                # Registered: the drift check. Blocked (no Service, rollout, conflict): a watch
-                # event wakes us when that changes; re-check on the same timer anyway.
-                delay = (
-                    failure_delay(outcome.reason, failures)
-                    if outcome.failed
-                    else settings.drift_check_seconds
-                )
+                result = await once()
+                failures = failures + 1 if result.failed else 0
+                delay = failure_delay(result.reason, failures) if result.failed else result.wait
             except Exception as error:  # a bug or an API server hiccup: log, back off, go on
                 logger.exception(f"reconciliation failed: {error}")
                 metrics.RECONCILES.labels("error").inc()
                 metrics.ERRORS.labels("InternalError").inc()
                 failures += 1
                 delay = backoff(failures)
-            metrics.RECONCILE_DURATION.labels("RestateRegistration").observe(
-                time.monotonic() - started
-            )
+            metrics.RECONCILE_DURATION.labels(kind).observe(time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(wakeup, stopped), timeout=delay)
+                await asyncio.wait_for(_either(wakeup, stopped), timeout=max(delay, 0.1))
     finally:
-        _wakeups.pop(key, None)
-        metrics.set_ready(namespace, name, False)
+        wakeups.pop(key, None)
 
 
 async def _either(wakeup: asyncio.Event, stopped: kopf.DaemonStopped) -> None:
@@ -263,9 +313,13 @@ async def _record(
         previous,
     )
     patch = {**outcome.fields, "conditions": conditions}
-    changed = {k: v for k, v in patch.items() if status.get(k) != v}
+    live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
+    changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
     if changed:
         await k8s.patch_status(namespace, name, changed)
+    for reason, message in outcome.events:
+        kopf.event(body, type="Normal", reason=reason, message=message)
+        logger.info(f"{reason}: {message}")
     status = {**status, **patch}
     metrics.set_ready(namespace, name, outcome.ready)
     result = "error" if outcome.failed else ("ok" if outcome.ready else "pending")
@@ -275,12 +329,12 @@ async def _record(
     if outcome.registered is not None:
         metrics.ADMIN_CALLS.labels("registered").inc()
         latency = None
-        created = _parse(body.meta.get("creationTimestamp"))
+        created = clock.parse(body.meta.get("creationTimestamp"))
         since = outcome.available_since
         # Only a Deployment that became Available after the resource existed is timed. Both
         # timestamps have whole seconds: in the same second the order is unknown, so skip it.
         if since is not None and (created is None or since > created):
-            latency = max(0.0, (datetime.datetime.now(datetime.UTC) - since).total_seconds())
+            latency = clock.since(since)
             metrics.AVAILABLE_TO_REGISTERED.observe(latency)
         kopf.event(body, type="Normal", reason="Registered", message=outcome.message)
         logger.info(
@@ -309,18 +363,9 @@ async def _record(
 # --------------------------------------------------------------------------- deletion
 
 
-def _parse(stamp: Any) -> datetime.datetime | None:
-    if not stamp:
-        return None
-    return datetime.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-
-
 def _age(meta: Any) -> float:
     """Seconds since deletion was requested."""
-    since = _parse(meta.get("deletionTimestamp"))
-    if since is None:
-        return 0.0
-    return (datetime.datetime.now(datetime.UTC) - since).total_seconds()
+    return clock.since(meta.get("deletionTimestamp"))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -357,6 +402,7 @@ async def _remove_from_restate(
     ids: list[str],
     retry: int,
     logger: kopf.Logger,
+    labels: dict[str, str] | None = None,
 ) -> None:
     """Drain: wait (at most drainTimeoutSeconds) until no unfinished invocation is pinned to
     the deployment(s), then remove them with force. Force: remove at once. Orphan: leave them.
@@ -364,6 +410,7 @@ async def _remove_from_restate(
     FORCE_DELETION_TIMEOUT_SECONDS, leaving the Restate deployment behind (Warning event)."""
     settings = get_settings()
     policy = options.deletion_policy
+    labels = labels or {}  # deployment id -> version, for the status
     if not ids:
         return
     if policy == "Orphan":
@@ -375,19 +422,35 @@ async def _remove_from_restate(
     try:
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
             if elapsed < drain_timeout:
-                pinned = sum([await admin.unfinished_pinned_invocations(i) for i in ids])
+                counts = {i: await admin.unfinished_pinned_invocations(i) for i in ids}
+                pinned = sum(counts.values())
                 if pinned:
+                    waiting = {i: n for i, n in counts.items() if n}
                     message = (
-                        f"draining: {pinned} unfinished invocation(s) pinned to {ids}; "
+                        f"draining: {pinned} unfinished invocation(s) pinned to {waiting}; "
                         f"forced removal in {drain_timeout - elapsed:.0f}s"
                     )
+                    # What the deletion waits on: which deployments, how many invocations,
+                    # until when (then Force).
+                    deletion = {
+                        "policy": policy,
+                        "waitingOn": [
+                            {"deploymentId": i, "pinnedInvocations": n,
+                             **({"version": labels[i]} if i in labels else {})}
+                            for i, n in waiting.items()
+                        ],
+                        "pinnedInvocations": pinned,
+                        "forceAt": clock.later(meta.get("deletionTimestamp"), drain_timeout),
+                        "message": message,
+                    }  # fmt: skip
                     await k8s.patch_status(
                         namespace,
                         name,
                         {
+                            "deletion": deletion,
                             "conditions": ready_condition(
                                 False, Reason.DRAINING, message, None, status.get("conditions")
-                            )
+                            ),
                         },
                         plural=plural,
                     )
@@ -432,9 +495,14 @@ def _wake_workload(namespace: str | None, name: str | None = None) -> None:
 def workload_changed(
     type: str, namespace: str | None, name: str, meta: kopf.Meta, **_: Any
 ) -> None:
-    # A new spec (a template, replicas through the scale subresource) wakes its daemon; our
-    # own status patches do not.
-    if _new_generation(WORKLOADS, type, namespace, name, meta):
+    # A new spec (a template, replicas through the scale subresource) or the pause annotation
+    # set or removed wakes its daemon; our own status patches do not.
+    paused = _paused(meta)
+    toggled = _pauses.get((namespace, name), paused) != paused
+    _pauses[(namespace, name)] = paused
+    if type == "DELETED":
+        _pauses.pop((namespace, name), None)
+    if _new_generation(WORKLOADS, type, namespace, name, meta) or toggled:
         _wake_workload(namespace, name)
 
 
@@ -457,46 +525,52 @@ async def workload_daemon(
     the admin API does not answer, the backoff after a refusal, else DRIFT_CHECK_SECONDS."""
     assert namespace is not None
     settings = get_settings()
-    key = (namespace, name)
-    wakeup = _workload_wakeups.setdefault(key, asyncio.Event())
     status: dict[str, Any] = dict(body.get("status") or {})
-    failures = 0
+
+    async def once() -> Pass:
+        nonlocal status
+        meta = body.meta
+        if _paused(meta):
+            status = await _record_paused(body, namespace, name, status, logger)
+            return Pass(False, "Paused", settings.drift_check_seconds)
+        outcome = await reconcile_workload(
+            settings,
+            namespace,
+            name,
+            str(meta.get("uid")),
+            dict(meta.get("labels") or {}),
+            parse_workload(body.spec),
+            status,
+            meta.get("generation"),
+        )
+        status = await _record_workload(body, namespace, name, status, outcome, logger)
+        if outcome.busy:
+            wait = min(settings.drain_poll_seconds, outcome.wake_in or math.inf)
+        else:
+            wait = min(settings.drift_check_seconds, outcome.wake_in or math.inf)
+        return Pass(outcome.failed, str(outcome.reason), wait)
+
     try:
-        while not stopped:
-            wakeup.clear()
-            started = time.monotonic()
-            meta = body.meta
-            try:
-                outcome = await reconcile_workload(
-                    settings,
-                    namespace,
-                    name,
-                    str(meta.get("uid")),
-                    dict(meta.get("labels") or {}),
-                    parse_workload(body.spec),
-                    status,
-                    meta.get("generation"),
-                )
-                status = await _record_workload(body, namespace, name, status, outcome, logger)
-                failures = failures + 1 if outcome.failed else 0
-                if outcome.failed:
-                    delay = failure_delay(outcome.reason, failures)
-                elif outcome.busy:
-                    delay = min(settings.drain_poll_seconds, outcome.wake_in or math.inf)
-                else:
-                    delay = settings.drift_check_seconds
-            except Exception as error:  # a bug or an API server hiccup: log, back off, go on
-                logger.exception(f"reconciliation failed: {error}")
-                metrics.RECONCILES.labels("error").inc()
-                metrics.ERRORS.labels("InternalError").inc()
-                failures += 1
-                delay = backoff(failures)
-            metrics.RECONCILE_DURATION.labels(KIND).observe(time.monotonic() - started)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_either(wakeup, stopped), timeout=max(delay, 0.1))
+        await run_daemon(KIND, (namespace, name), _workload_wakeups, stopped, logger, once)
     finally:
-        _workload_wakeups.pop(key, None)
         metrics.set_workload(namespace, name, {}, {})
+
+
+async def _record_paused(
+    body: kopf.Body, namespace: str, name: str, status: dict[str, Any], logger: kopf.Logger
+) -> dict[str, Any]:
+    """Paused: only the status says so (nothing else is touched)."""
+    message = f"reconciliation paused by the annotation {PAUSE_ANNOTATION}=disabled"
+    conditions = set_condition(
+        status.get("conditions"), "Paused", True, "ReconcileDisabled", message
+    )
+    live = dict(body.get("status") or {})
+    if not status.get("paused") or not live.get("paused"):
+        await k8s.patch_status(namespace, name, {"paused": True, "conditions": conditions},
+                               plural=WORKLOADS)  # fmt: skip
+        kopf.event(body, type="Normal", reason="Paused", message=message)
+        logger.info(f"Paused: {message}")
+    return {**status, "paused": True, "conditions": conditions}
 
 
 async def _record_workload(
@@ -526,8 +600,13 @@ async def _record_workload(
         outcome.message if rolling else f"version {fields.get('currentVersion')} is current",
         generation,
     )
-    patch = {**fields, "conditions": conditions}
-    changed = {k: v for k, v in patch.items() if status.get(k) != v}
+    if status.get("paused"):  # resumed
+        conditions = set_condition(conditions, "Paused", False, "ReconcileEnabled",
+                                   "reconciliation resumed")  # fmt: skip
+        kopf.event(body, type="Normal", reason="Resumed", message="reconciliation resumed")
+    patch = {**fields, "paused": None, "conditions": conditions}
+    live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
+    changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
     if changed:
         await k8s.patch_status(namespace, name, changed, plural=WORKLOADS)
     status = {k: v for k, v in {**status, **patch}.items() if v is not None}
@@ -581,8 +660,39 @@ async def delete_workload(
     the pods keep serving meanwhile. The ReplicaSets and Services go with the resource
     (owner references: the garbage collector deletes them once the finalizer is removed)."""
     assert namespace is not None
-    ids = [v["deploymentId"] for v in status.get("versions") or [] if v.get("deploymentId")]
+    options = parse_workload(spec)
+    if _paused(meta):
+        message = f"deletion paused: remove the annotation {PAUSE_ANNOTATION} to go on"
+        await k8s.patch_status(namespace, name, {"deletion": {"policy": options.deletion_policy,
+                               "message": message}}, plural=WORKLOADS)  # fmt: skip
+        raise kopf.TemporaryError(message, delay=get_settings().drift_check_seconds)
+    labels = {v["deploymentId"]: v["hash"] for v in status.get("versions") or []
+              if v.get("deploymentId")}  # fmt: skip
+    labels.update(await _deployments_by_uri(namespace, name, options))
     await _remove_from_restate(
-        body, WORKLOADS, namespace, name, parse_workload(spec), status, meta, ids, retry, logger
-    )
+        body, WORKLOADS, namespace, name, options, status, meta, list(labels), retry, logger,
+        labels,
+    )  # fmt: skip
     metrics.set_workload(namespace, name, {}, {})
+
+
+async def _deployments_by_uri(
+    namespace: str, name: str, options: RegistrationOptions
+) -> dict[str, str]:
+    """Deployment id -> version of every version's ReplicaSet whose URI Restate has (the
+    status may have been lost: Restate is the truth). Empty if the admin API does not answer:
+    the ids the status knows are used then."""
+    uris = {
+        str((rs["metadata"].get("annotations") or {}).get(ENDPOINT_ANNOTATION) or ""):
+        rs["metadata"]["labels"].get(VERSION_LABEL, "")
+        for rs in await k8s.list_replicasets(namespace, f"{WORKLOAD_LABEL}={name}")
+    }  # fmt: skip
+    uris.pop("", None)
+    settings = get_settings()
+    try:
+        async with AdminApi(options.admin(settings.restate_admin_url),
+                            settings.admin_timeout_seconds) as admin:  # fmt: skip
+            deployments = await admin.deployments()
+    except AdminApiError:
+        return {}
+    return {d.id: uris[uri] for d in deployments for uri in uris if same_endpoint(d.uri, uri)}

@@ -14,6 +14,8 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client import ApiException
 
+from restate_operator.status import RegistrationStatus, WorkloadStatus, dump
+
 GROUP, VERSION, PLURAL = "examples.restate.dev", "v1alpha1", "restateregistrations"
 WORKLOADS = "restateworkloads"
 
@@ -71,7 +73,9 @@ async def read_deployment(namespace: str, name: str) -> dict[str, Any] | None:
 async def patch_status(
     namespace: str, name: str, status: dict[str, Any], plural: str = PLURAL
 ) -> None:
-    """Merge-patches `.status` (keys set to None are removed); a vanished object is ignored."""
+    """Merge-patches `.status` (keys set to None are removed); a vanished object is ignored.
+    The patch is checked against the kind's status model first (status.py)."""
+    dump(WorkloadStatus if plural == WORKLOADS else RegistrationStatus, status)
     custom = client.CustomObjectsApi(api_client())
     await asyncio.to_thread(
         _ignore_missing,

@@ -8,7 +8,7 @@ REGISTRY = CollectorRegistry()
 
 RECONCILES = Counter(
     "restate_operator_reconciles",
-    "Reconciliations of RestateRegistrations, by result (ok, pending, error).",
+    "Reconciliations of both kinds, by result (ok, pending, error).",
     ["result"],
     registry=REGISTRY,
 )

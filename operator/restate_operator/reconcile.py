@@ -16,8 +16,11 @@ deployment (201), Restate runs discovery and makes it the latest revision of its
 invocations pinned to the previous deployment keep their deployment id. We never use `force`
 for a new template: it rewrites a deployment in place, under invocations pinned to it.
 
-The superseded deployment is kept in `status.supersededDeploymentIds` and removed (DELETE
-?force=true) by a later reconciliation once no unfinished invocation is pinned to it. A
+The superseded deployment is kept in `status.supersededDeploymentIds` (and `status.superseded`,
+with why each is still there) and judged from Restate on every pass, as a RestateWorkload's old
+versions are: it stays while an unfinished invocation is pinned to it or it is still the latest
+deployment of some service, then `drainDelaySeconds` more (an invocation accepted just before
+the switch may not be pinned yet); only then is it removed (DELETE ?force=true). A
 rollback to an earlier template gives that template's URI again: if its old deployment is
 already gone it is simply registered anew; if it still exists (something was pinned to it)
 and is not the latest, it is re-registered with `force: true`, which rediscovers it and makes
@@ -40,8 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restate_operator import k8s
-from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
-from restate_operator.conditions import Reason, now
+from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment
+from restate_operator.clock import now, parse, since, stamp
+from restate_operator.conditions import Reason
+from restate_operator.promote import Conflict, register_or_promote
 from restate_operator.settings import Settings
 from restate_operator.spec import RegistrationSpec, revision_marker, template_hash
 
@@ -57,6 +62,8 @@ class Outcome:
     failed: bool = False  # an admin API error: retry with backoff
     registered: RestateDeployment | None = None  # set when a POST /deployments happened
     available_since: datetime.datetime | None = None
+    wake_in: float | None = None  # a superseded deployment's drain delay ends then
+    events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message), Normal
 
 
 def endpoint_for(settings: Settings, namespace: str, spec: RegistrationSpec, marker: str) -> str:
@@ -64,12 +71,6 @@ def endpoint_for(settings: Settings, namespace: str, spec: RegistrationSpec, mar
     return settings.endpoint(
         spec.service.name, namespace, spec.service.port, f"{spec.clean_path}/rev-{marker}"
     )
-
-
-def _parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def rollout_state(deployment: dict[str, Any]) -> tuple[bool, str, datetime.datetime | None]:
@@ -94,12 +95,12 @@ def rollout_state(deployment: dict[str, Any]) -> tuple[bool, str, datetime.datet
     )
     if not complete:
         return False, f"rollout not complete or not Available ({counts})", None
-    times = [_parse_time(available.get("lastTransitionTime"))]
+    times = [parse(available.get("lastTransitionTime"))]
     progressing = conditions.get("Progressing", {})
     if progressing.get("reason") == "NewReplicaSetAvailable":
-        times.append(_parse_time(progressing.get("lastUpdateTime")))
-    since = max((t for t in times if t is not None), default=None)
-    return True, f"Available ({counts})", since
+        times.append(parse(progressing.get("lastUpdateTime")))
+    became = max((t for t in times if t is not None), default=None)
+    return True, f"Available ({counts})", became
 
 
 def _service_has_port(service: dict[str, Any], port: int) -> bool:
@@ -154,7 +155,7 @@ async def reconcile(
             "(or fix spec.deployment.name)",
             base,
         )
-    complete, explanation, since = rollout_state(deployment)
+    complete, explanation, available = rollout_state(deployment)
     if not complete:
         if status.get("deploymentId"):  # the previous revision keeps serving
             return Outcome(
@@ -178,7 +179,7 @@ async def reconcile(
     try:
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
             return await _register(
-                admin, spec, status, ours, endpoint, pod_template_hash, base, since
+                admin, spec, status, ours, endpoint, pod_template_hash, base, available
             )
     except AdminApiError as error:
         return Outcome(False, Reason(error.reason), str(error), base, failed=True)
@@ -192,47 +193,30 @@ async def _register(
     endpoint: str,
     pod_template_hash: str,
     base: dict[str, Any],
-    since: datetime.datetime | None,
+    available: datetime.datetime | None,
 ) -> Outcome:
     existing = await admin.deployments()
     latest = await admin.latest_deployments()
-    found = next((d for d in existing if same_endpoint(d.uri, endpoint)), None)
-    registered: RestateDeployment | None = None
-    http11, headers = spec.use_http_11, spec.additional_headers
-    if found is None:
-        # A new revision (or Restate lost it: drift): a new URI, so Restate discovers it anew.
-        registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)
-        current = registered
-    else:
-        current = await admin.deployment(found.id) or found
-        behind = [s.name for s in current.services if latest.get(s.name) != current.id]
-        strangers = {latest[s] for s in behind if s in latest} - ours
-        if strangers:
-            return Outcome(
-                False,
-                Reason.CONFLICTING_REGISTRATION,
-                f"Restate services {behind} are served by deployment(s) {sorted(strangers)}, "
-                "not registered by this resource; remove them or this resource",
-                base,
-            )
-        if behind:  # a rollback to an earlier revision, or another of ours took over: force
-            registered = await admin.register(
-                endpoint, force=True, use_http_11=http11, additional_headers=headers
-            )
-            current = registered
+    try:
+        promotion = await register_or_promote(
+            admin, endpoint, existing, latest, ours,
+            use_http_11=spec.use_http_11, additional_headers=spec.additional_headers,
+        )  # fmt: skip
+    except Conflict as conflict:
+        return Outcome(False, Reason.CONFLICTING_REGISTRATION, str(conflict), base)
+    current, registered = promotion.deployment, promotion.registered
 
-    superseded = [
-        d
-        for d in [*(status.get("supersededDeploymentIds") or []), status.get("deploymentId")]
-        if d and d != current.id
-    ]
-    superseded = await _prune(admin, list(dict.fromkeys(superseded)), {d.id for d in existing})
+    events: list[tuple[str, str]] = []
+    superseded, wake_in = await _prune(
+        admin, spec, _superseded(status, current.id), {d.id for d in existing}, latest, events
+    )
     fields = {
         **base,
         "deploymentId": current.id,
         "endpoint": endpoint,
         "podTemplateHash": pod_template_hash,
-        "supersededDeploymentIds": superseded,
+        "supersededDeploymentIds": [e["deploymentId"] for e in superseded],
+        "superseded": superseded,
         **_services_fields(current),
     }
     if registered is not None or status.get("deploymentId") != current.id:
@@ -244,18 +228,64 @@ async def _register(
         f"registered as Restate deployment {current.id} ({services}) at {endpoint}",
         fields,
         registered=registered,
-        available_since=since,
+        available_since=available,
+        wake_in=wake_in,
+        events=events,
     )
 
 
-async def _prune(admin: AdminApi, superseded: list[str], existing: set[str]) -> list[str]:
-    """Removes superseded Restate deployments of this resource once nothing is pinned to them."""
-    kept = []
-    for deployment_id in superseded:
-        if deployment_id not in existing:
+def _superseded(status: dict[str, Any], current: str) -> list[dict[str, Any]]:
+    """The superseded deployments the status knows (with their drain times), plus the one the
+    status called current if Restate's latest is now another."""
+    entries = {e["deploymentId"]: dict(e) for e in status.get("superseded") or []
+               if e.get("deploymentId")}  # fmt: skip
+    for deployment_id in [*(status.get("supersededDeploymentIds") or []),
+                          status.get("deploymentId")]:  # fmt: skip
+        if deployment_id and deployment_id not in entries:
+            entries[deployment_id] = {"deploymentId": deployment_id, "supersededAt": stamp()}
+    entries.pop(current, None)
+    return list(entries.values())
+
+
+async def _prune(
+    admin: AdminApi,
+    spec: RegistrationSpec,
+    superseded: list[dict[str, Any]],
+    existing: set[str],
+    latest: dict[str, str],
+    events: list[tuple[str, str]],
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Judges each superseded deployment from Restate: kept while an unfinished invocation is
+    pinned to it (counted even when GET /deployments no longer lists it) or it is the latest of
+    a service, then for drainDelaySeconds; then removed. (kept, seconds until a delay ends)."""
+    kept: list[dict[str, Any]] = []
+    wake_in: float | None = None
+    delay = float(spec.drain_delay_seconds)
+    for entry in superseded:
+        deployment_id = entry["deploymentId"]
+        pinned = await admin.unfinished_pinned_invocations(deployment_id)
+        latest_for = sorted(s for s, d in latest.items() if d == deployment_id)
+        entry["pinnedInvocations"] = pinned
+        if pinned or latest_for:
+            entry.pop("drainedAt", None)
+            entry["message"] = (
+                f"{pinned} invocation(s) pinned" if pinned else f"still the latest of {latest_for}"
+            )
+            kept.append(entry)
             continue
-        if await admin.unfinished_pinned_invocations(deployment_id) == 0:
-            await admin.delete(deployment_id)
-        else:
-            kept.append(deployment_id)
-    return kept
+        if deployment_id not in existing:  # gone from Restate, nothing pinned: nothing to do
+            continue
+        if not entry.get("drainedAt"):
+            entry["drainedAt"] = stamp()
+            events.append(("Drained", f"superseded deployment {deployment_id}: nothing pinned; "
+                           f"removal in {delay:.0f}s"))  # fmt: skip
+        remaining = delay - since(entry["drainedAt"])
+        if remaining > 0:
+            entry["message"] = f"drained; removal in {remaining:.0f}s"
+            wake_in = remaining if wake_in is None else min(wake_in, remaining)
+            kept.append(entry)
+            continue
+        await admin.delete(deployment_id)
+        events.append(("Deregistered", f"superseded deployment {deployment_id} removed from "
+                       "Restate (drained)"))  # fmt: skip
+    return kept, wake_in

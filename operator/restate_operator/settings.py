@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     bind_host: str = "0.0.0.0"
     metrics_port: int = Field(9090, ge=0, le=65535, description="0 disables metrics.")
     liveness_port: int = Field(8080, ge=0, le=65535, description="0 disables /healthz.")
-    # Interval of the drift check (and of pruning superseded Restate deployments).
+    # Interval of the drift check of both kinds (a RestateRegistration's superseded deployments
+    # are judged then too, sooner when a drain delay ends; a paused RestateWorkload re-reads
+    # its annotation then).
     drift_check_seconds: float = Field(30.0, gt=0)
     # Capped exponential backoff after a failure: min(initial * 2**n, max).
     backoff_initial_seconds: float = Field(1.0, gt=0)

@@ -34,6 +34,8 @@ class RegistrationOptions(_Spec):
     admin_url: str = Field("", alias="adminUrl")
     deletion_policy: DeletionPolicy = Field("Drain", alias="deletionPolicy")
     drain_timeout_seconds: int = Field(600, ge=0, alias="drainTimeoutSeconds")
+    # An old version / superseded deployment stays this long after nothing is pinned to it.
+    drain_delay_seconds: int = Field(300, ge=0, alias="drainDelaySeconds")
 
     @property
     def clean_path(self) -> str:
@@ -79,7 +81,8 @@ class WorkloadSpec(RegistrationOptions):
     selector: LabelSelector
     template: dict[str, Any]
     port: int = Field(9080, ge=1, le=65535)
-    drain_delay_seconds: int = Field(300, ge=0, alias="drainDelaySeconds")
+    # Drained versions kept scaled to 0 with their Restate deployment (rollback: same one).
+    revision_history_limit: int = Field(10, ge=0, alias="revisionHistoryLimit")
 
 
 def parse_registration(spec: Mapping[str, Any]) -> RegistrationSpec:

@@ -32,21 +32,29 @@ removed until it answers again, so a rollout waits and then completes.
 
 from __future__ import annotations
 
-import datetime
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from restate_operator import k8s
 from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
-from restate_operator.conditions import Reason, now
+from restate_operator.clock import now, since, stamp
+from restate_operator.conditions import Reason
+from restate_operator.promote import Conflict, register_or_promote
 from restate_operator.settings import Settings
 from restate_operator.spec import RESTART_ANNOTATION, WorkloadSpec, version_hash
 
 WORKLOAD_LABEL = "examples.restate.dev/workload"
 VERSION_LABEL = "examples.restate.dev/version"
+# On each version's ReplicaSet and Service: the URI registered with Restate. With the status
+# lost, a version's Restate deployment is still found by it (Restate is the truth, status a cache).
+ENDPOINT_ANNOTATION = "examples.restate.dev/endpoint"
 KIND = "RestateWorkload"
 PENDING, CURRENT, DRAINING, REMOVING = "Pending", "Current", "Draining", "Removing"
+# Drained, past its delay: scaled to 0, its Service and Restate deployment kept (the revision
+# history, up to revisionHistoryLimit): a rollback to it scales it up under the same deployment.
+RETIRED = "Retired"
+_OLD = (DRAINING, REMOVING, RETIRED)
 # Labels of the workload not copied to its Services: they would claim Helm manages them.
 _NOT_COPIED = ("app.kubernetes.io/managed-by", "helm.sh/chart")
 
@@ -85,30 +93,8 @@ def endpoint_of(
     return settings.endpoint(object_name(name, version), namespace, spec.port, spec.clean_path)
 
 
-def _stamp() -> str:
-    """Now, to the millisecond (drain delays are counted from these)."""
-    return (
-        datetime.datetime.now(datetime.UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def _parse(stamp: str | None) -> datetime.datetime | None:
-    if not stamp:
-        return None
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _since(stamp: str | None) -> float:
-    parsed = _parse(stamp)
-    if parsed is None:
-        return 0.0
-    return max(0.0, (datetime.datetime.now(datetime.UTC) - parsed).total_seconds())
-
-
 def replicaset_body(
-    namespace: str, name: str, uid: str, spec: WorkloadSpec, version: str
+    namespace: str, name: str, uid: str, spec: WorkloadSpec, version: str, endpoint: str
 ) -> dict[str, Any]:
     ours = {WORKLOAD_LABEL: name, VERSION_LABEL: version}
     template = _copy(spec.template)
@@ -123,6 +109,7 @@ def replicaset_body(
             "name": object_name(name, version),
             "namespace": namespace,
             "labels": dict(metadata["labels"]),
+            "annotations": {ENDPOINT_ANNOTATION: endpoint},
             "ownerReferences": [_owner(name, uid)],
         },
         "spec": {"replicas": spec.replicas, "selector": selector, "template": template},
@@ -130,7 +117,13 @@ def replicaset_body(
 
 
 def service_body(
-    namespace: str, name: str, uid: str, labels: dict[str, str], spec: WorkloadSpec, version: str
+    namespace: str,
+    name: str,
+    uid: str,
+    labels: dict[str, str],
+    spec: WorkloadSpec,
+    version: str,
+    endpoint: str,
 ) -> dict[str, Any]:
     ours = {WORKLOAD_LABEL: name, VERSION_LABEL: version}
     copied = {k: v for k, v in labels.items() if k not in _NOT_COPIED}
@@ -146,6 +139,7 @@ def service_body(
             "name": object_name(name, version),
             "namespace": namespace,
             "labels": {**copied, **ours, "app.kubernetes.io/managed-by": "restate-operator"},
+            "annotations": {ENDPOINT_ANNOTATION: endpoint},
             "ownerReferences": [_owner(name, uid)],
         },
         "spec": {"type": "ClusterIP", "selector": ours, "ports": [port]},
@@ -219,7 +213,18 @@ class _Pass:
         self.events.append(Event("Warning" if warning else "Normal", reason, message))
 
     def endpoint(self, version: str) -> str:
+        """The URI of the version the spec describes."""
         return endpoint_of(self.settings, self.namespace, self.name, self.spec, version)
+
+    def endpoint_of(self, version: str, rs: dict[str, Any] | None) -> str:
+        """A version's URI: from its ReplicaSet (written at creation), else from the status,
+        else as the current spec would form it."""
+        annotations = ((rs or {}).get("metadata") or {}).get("annotations") or {}
+        return str(
+            annotations.get(ENDPOINT_ANNOTATION)
+            or self.versions.get(version, {}).get("endpoint")
+            or self.endpoint(version)
+        )
 
 
 async def reconcile_workload(
@@ -242,20 +247,24 @@ async def reconcile_workload(
         s["metadata"]["labels"].get(VERSION_LABEL)
         for s in await k8s.list_services(namespace, selector)
     }
-    for version in replicasets:  # e.g. status lost: adopt what exists
+    for version in replicasets:  # status lost (a restore, a replace): adopt what exists
         if version and version not in p.versions:
-            p.versions[version] = {"hash": version, "state": DRAINING, "drainingSince": _stamp()}
+            p.versions[version] = {"hash": version, "state": DRAINING, "drainingSince": stamp()}
+            if version != p.desired:
+                p.event("VersionAdopted", f"version {version}: a ReplicaSet the status does "
+                        "not list; judged from Restate (its deployment found by URI)")  # fmt: skip
 
     # 1. The version the spec describes: its Service and ReplicaSet, scaled to spec.replicas.
     desired = p.desired
+    uri = p.endpoint(desired)
     if desired not in services:
         await k8s.create_service(
-            namespace, service_body(namespace, name, uid, labels, spec, desired)
+            namespace, service_body(namespace, name, uid, labels, spec, desired, uri)
         )
     rs = replicasets.get(desired)
     if rs is None:
         rs = await k8s.create_replicaset(
-            namespace, replicaset_body(namespace, name, uid, spec, desired)
+            namespace, replicaset_body(namespace, name, uid, spec, desired, uri)
         )
         p.event(
             "VersionCreated",
@@ -267,8 +276,8 @@ async def reconcile_workload(
     entry = p.versions.setdefault(desired, {"hash": desired, "state": PENDING})
     ready, ready_replicas = replicaset_ready(rs, spec.replicas)
     entry.update(replicas=spec.replicas, readyReplicas=ready_replicas)
-    if entry.get("state") in (DRAINING, REMOVING):  # a rollback to a version still there
-        for stale in ("drainingSince", "drainedAt", "pinnedInvocations", "message"):
+    if entry.get("state") in _OLD:  # a rollback to a version still there (or in the history)
+        for stale in ("drainingSince", "drainedAt", "retiredAt", "pinnedInvocations", "message"):
             entry.pop(stale, None)
         entry["state"] = PENDING
     if ready:
@@ -287,15 +296,31 @@ async def reconcile_workload(
         async with AdminApi(admin_url, settings.admin_timeout_seconds) as admin:
             existing = {d.id: d for d in await admin.deployments()}
             latest = await admin.latest_deployments()
+            _find_deployments(p, existing, replicasets)
             if ready:
                 conflict = await _register(p, admin, existing, latest, rs)
             if conflict is None:
                 for version in sorted(p.versions):
                     if version not in (p.current, desired):
                         await _drain(p, admin, version, existing, latest, replicasets)
+                await _trim_history(p, admin, existing, replicasets)
     except AdminApiError as error:
         failure = error
     return _outcome(p, rs, generation, conflict, failure, ready)
+
+
+def _find_deployments(
+    p: _Pass, existing: dict[str, RestateDeployment], replicasets: dict[str | None, dict[str, Any]]
+) -> None:
+    """Each version's Restate deployment is the one registered at its URI (whatever the status
+    says); a version whose URI Restate does not have keeps the id the status knew, if any, so
+    that the invocations pinned to that id are still counted."""
+    for version, entry in p.versions.items():
+        uri = p.endpoint_of(version, replicasets.get(version))
+        found = next((d for d in existing.values() if same_endpoint(d.uri, uri)), None)
+        entry["endpoint"] = uri
+        if found is not None:
+            entry["deploymentId"] = found.id
 
 
 async def _scale_and_restart(p: _Pass, rs: dict[str, Any]) -> None:
@@ -347,27 +372,15 @@ async def _register(
     entry = p.versions[version]
     endpoint = p.endpoint(version)
     ours = {v["deploymentId"] for v in p.versions.values() if v.get("deploymentId")}
-    found = next((d for d in existing.values() if same_endpoint(d.uri, endpoint)), None)
-    http11, headers = spec.use_http_11, spec.additional_headers
-    registered: RestateDeployment | None = None
-    rollback = False
-    if found is None:  # a new version (or Restate lost it): a new Restate deployment
-        registered = await admin.register(endpoint, use_http_11=http11, additional_headers=headers)
-        deployment = registered
-    else:
-        deployment = await admin.deployment(found.id) or found
-        behind = [s.name for s in deployment.services if latest.get(s.name) != deployment.id]
-        strangers = {latest[s] for s in behind if s in latest} - ours
-        if strangers:
-            return (
-                f"Restate services {behind} are served by deployment(s) {sorted(strangers)}, "
-                "not registered by this resource; remove them or this resource"
-            )
-        if behind:  # a rollback: make the same URI (the same code) the latest again
-            registered = await admin.register(
-                endpoint, force=True, use_http_11=http11, additional_headers=headers
-            )
-            deployment, rollback = registered, True
+    try:
+        promotion = await register_or_promote(
+            admin, endpoint, existing.values(), latest, ours,
+            use_http_11=spec.use_http_11, additional_headers=spec.additional_headers,
+        )  # fmt: skip
+    except Conflict as conflict:
+        return str(conflict)
+    deployment, registered = promotion.deployment, promotion.registered
+    rollback = promotion.promoted
     previous = p.current
     entry.update(
         state=CURRENT,
@@ -375,7 +388,7 @@ async def _register(
         endpoint=endpoint,
         services=sorted(s.name for s in deployment.services),
     )
-    for stale in ("drainingSince", "drainedAt", "pinnedInvocations", "message"):
+    for stale in ("drainingSince", "drainedAt", "retiredAt", "pinnedInvocations", "message"):
         entry.pop(stale, None)
     if registered is not None or previous != version:
         entry["registeredAt"] = now()
@@ -396,7 +409,7 @@ async def _register(
     if previous != version:
         if previous in p.versions:
             old = p.versions[previous]
-            old.update(state=DRAINING, drainingSince=_stamp())
+            old.update(state=DRAINING, drainingSince=stamp())
             p.event("Draining", f"version {previous} ({old.get('deploymentId')}) receives no "
                     "new invocations; its pods stay until the invocations pinned to it "
                     f"complete, plus {spec.drain_delay_seconds}s")  # fmt: skip
@@ -413,13 +426,17 @@ async def _drain(
     latest: dict[str, str],
     replicasets: dict[str | None, dict[str, Any]],
 ) -> None:
+    """Judges an older version from Restate, on every pass (a version in the history too): the
+    invocations pinned to its deployment (counted even if GET /deployments no longer lists it),
+    whether it is still the latest of a service, then the drain delay. Drained past the delay,
+    it is scaled to 0 and kept in the history (revisionHistoryLimit > 0), else removed."""
     entry = p.versions[version]
     deployment_id = entry.get("deploymentId")
-    if entry.get("state") not in (DRAINING, REMOVING):
+    if entry.get("state") not in _OLD:
         entry["state"] = DRAINING
-        entry.setdefault("drainingSince", _stamp())
+        entry.setdefault("drainingSince", stamp())
     pinned, latest_for = 0, []
-    if deployment_id and deployment_id in existing:
+    if deployment_id:
         latest_for = sorted(s for s, d in latest.items() if d == deployment_id)
         pinned = await admin.unfinished_pinned_invocations(deployment_id)
     entry["pinnedInvocations"] = pinned
@@ -430,21 +447,85 @@ async def _drain(
             if pinned
             else f"still the latest deployment of {latest_for} (not in the current version)"
         )
+        await _revive(p, version, entry, replicasets)
         return
+    if entry["state"] == RETIRED:
+        return
+    # No deployment id known and none at its URI: never registered, nothing can be pinned.
     delay = float(p.spec.drain_delay_seconds) if deployment_id else 0.0
     if not entry.get("drainedAt"):
-        entry["drainedAt"] = _stamp()
+        entry["drainedAt"] = stamp()
         if deployment_id:
             p.event("Drained", f"version {version}: no invocation pinned to {deployment_id}; "
-                    f"removal in {delay:.0f}s")  # fmt: skip
-    remaining = delay - _since(entry["drainedAt"])
+                    f"scaled to 0 in {delay:.0f}s")  # fmt: skip
+    remaining = delay - since(entry["drainedAt"])
     if remaining > 0:
-        entry["message"] = f"drained; removal in {remaining:.0f}s"
+        entry["message"] = f"drained; scaled to 0 in {remaining:.0f}s"
         p.wake_in = min(p.wake_in or remaining, remaining)
         return
-    # Removal: the Restate deployment, then the pods, then the Service.
-    entry.update(state=REMOVING, message="removing")
-    await k8s.patch_status(p.namespace, p.name, {"versions": _listed(p)}, plural=k8s.WORKLOADS)
+    if deployment_id and p.spec.revision_history_limit > 0:
+        if int((replicasets.get(version) or {}).get("spec", {}).get("replicas") or 0):
+            rs_name = object_name(p.name, version)
+            await k8s.patch_replicaset(p.namespace, rs_name, {"spec": {"replicas": 0}})
+        kept = f"in the revision history: scaled to 0, {deployment_id} kept"
+        entry.update(state=RETIRED, retiredAt=stamp(), replicas=0, message=kept)
+        p.drained_after.append(since(entry.get("drainingSince")))
+        p.event("Retired", f"version {version}: drained, scaled to 0; its Service and Restate "
+                f"deployment {deployment_id} stay in the revision history (rollback: same "
+                "deployment)")  # fmt: skip
+        return
+    await _remove(p, admin, version, existing, replicasets, "drained")
+    if deployment_id:
+        p.drained_after.append(since(entry.get("drainingSince")))
+
+
+async def _revive(
+    p: _Pass, version: str, entry: dict[str, Any], replicasets: dict[str | None, dict[str, Any]]
+) -> None:
+    """An old version with pods at 0 (in the history, or adopted so) that Restate still needs
+    (pinned invocations, the latest of a service): its pods come back."""
+    rs = replicasets.get(version)
+    if rs is None or int((rs.get("spec") or {}).get("replicas") or 0) > 0:
+        if entry.get("state") == RETIRED:
+            entry.update(state=DRAINING, drainingSince=stamp())
+            entry.pop("retiredAt", None)
+        return
+    replicas = max(1, p.spec.replicas)
+    await k8s.patch_replicaset(p.namespace, object_name(p.name, version),
+                               {"spec": {"replicas": replicas}})  # fmt: skip
+    entry.update(state=DRAINING, drainingSince=stamp(), replicas=replicas)
+    entry.pop("retiredAt", None)
+    p.event("Revived", f"version {version}: Restate still needs it ({entry['message']}); "
+            f"scaled from 0 to {replicas}", warning=True)  # fmt: skip
+
+
+async def _trim_history(
+    p: _Pass,
+    admin: AdminApi,
+    existing: dict[str, RestateDeployment],
+    replicasets: dict[str | None, dict[str, Any]],
+) -> None:
+    """Past revisionHistoryLimit the oldest versions of the history go, Restate first."""
+    history = sorted(
+        (v for v in p.versions.values() if v.get("state") == RETIRED),
+        key=lambda v: (v.get("retiredAt") or "", v["hash"]),
+    )
+    for entry in history[: max(0, len(history) - p.spec.revision_history_limit)]:
+        limit = p.spec.revision_history_limit
+        await _remove(p, admin, entry["hash"], existing, replicasets,
+                      f"past revisionHistoryLimit {limit}")  # fmt: skip
+
+
+async def _remove(
+    p: _Pass,
+    admin: AdminApi,
+    version: str,
+    existing: dict[str, RestateDeployment],
+    replicasets: dict[str | None, dict[str, Any]],
+    why: str,
+) -> None:
+    """The Restate deployment (its DELETE answered) first, then the pods, then the Service."""
+    deployment_id = p.versions[version].get("deploymentId")
     if deployment_id and deployment_id in existing:
         await admin.delete(deployment_id)
     rs_name = object_name(p.name, version)
@@ -452,21 +533,26 @@ async def _drain(
         await k8s.patch_replicaset(p.namespace, rs_name, {"spec": {"replicas": 0}})
         await k8s.delete_replicaset(p.namespace, rs_name)
     await k8s.delete_service(p.namespace, rs_name)
-    if deployment_id:
-        p.drained_after.append(_since(entry.get("drainingSince")))
-    p.event("VersionRemoved", f"version {version}: Restate deployment {deployment_id or '-'} "
-            f"deleted, ReplicaSet and Service {rs_name} removed")  # fmt: skip
+    p.event("VersionRemoved", f"version {version} ({why}): Restate deployment "
+            f"{deployment_id or '-'} deleted, then ReplicaSet and Service {rs_name}")  # fmt: skip
     del p.versions[version]
 
 
-_ORDER = {CURRENT: 0, PENDING: 1, DRAINING: 2, REMOVING: 3}
+_ORDER = {CURRENT: 0, PENDING: 1, DRAINING: 2, REMOVING: 3, RETIRED: 4}
 
 
 def _listed(p: _Pass) -> list[dict[str, Any]]:
-    return sorted(
-        p.versions.values(),
+    """Current, pending, draining versions, then the history newest first."""
+    history = sorted(
+        (v for v in p.versions.values() if v.get("state") == RETIRED),
+        key=lambda v: (v.get("retiredAt") or "", v["hash"]),
+        reverse=True,
+    )
+    others = sorted(
+        (v for v in p.versions.values() if v.get("state") != RETIRED),
         key=lambda v: (_ORDER.get(v.get("state", ""), 9), v.get("drainingSince") or "", v["hash"]),
     )
+    return [*others, *history]
 
 
 def _outcome(
@@ -479,6 +565,7 @@ def _outcome(
 ) -> WorkloadOutcome:
     versions = _listed(p)
     draining = sum(1 for v in versions if v.get("state") in (DRAINING, REMOVING))
+    history = [v["hash"] for v in versions if v.get("state") == RETIRED]
     current = p.versions.get(p.current or "")
     rs_status = rs.get("status") or {}
     fields: dict[str, Any] = {
@@ -487,6 +574,8 @@ def _outcome(
         "desiredVersion": p.desired,
         "versions": versions,
         "drainingVersions": draining,
+        "historyVersions": len(history),
+        "history": history,
         "replicas": int(rs_status.get("replicas") or 0),
         "readyReplicas": int(rs_status.get("readyReplicas") or 0),
         "selector": selector_string(p.name, p.spec, p.desired),

@@ -53,6 +53,9 @@ def test_default_objects(default: list[Obj]) -> None:
     kinds = sorted({o["kind"] for o in default})
     assert kinds == sorted(
         [
+            "ClusterRole",  # the pre-upgrade CRD hook only: get/patch of the two CRDs
+            "ClusterRoleBinding",
+            "ConfigMap",  # the CRDs for that hook
             "Deployment",
             "Job",
             "NetworkPolicy",
@@ -313,6 +316,38 @@ def test_helm_test_pod(default: list[Obj]) -> None:
         "/SignupWorkflow/",
     ):
         assert path in script
+
+
+def test_crd_upgrade_hook(default: list[Obj], helm: Helm) -> None:
+    """Before an upgrade's objects: the chart's CRDs server-side applied (Helm never upgrades
+    crds/), by a Job whose identity may only get/patch those two CRDs."""
+    name = f"{FULLNAME}-operator-crds"
+    cluster_name = f"{name}-{NAMESPACE}"
+    job = named(default, "Job", name)
+    config = named(default, "ConfigMap", name)
+    objects = [config, named(default, "ServiceAccount", name),
+               named(default, "ClusterRole", cluster_name),
+               named(default, "ClusterRoleBinding", cluster_name)]  # fmt: skip
+    for obj in [*objects, job]:
+        assert hook_of(obj) == "pre-upgrade", obj["metadata"]["name"]
+    weights = [int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in objects]
+    assert max(weights) < int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    (rule,) = named(default, "ClusterRole", cluster_name)["rules"]
+    assert rule == {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "resourceNames": ["restateregistrations.examples.restate.dev",
+                          "restateworkloads.examples.restate.dev"],
+        "verbs": ["get", "patch"],
+    }  # fmt: skip
+    # The ConfigMap carries the chart's crds/ files byte for byte.
+    for crd in ("restateregistrations.yaml", "restateworkloads.yaml"):
+        assert config["data"][crd] == (CHART / "crds" / crd).read_text().rstrip("\n")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:4] == ["python", "-m", "restate_operator.crds", "/crds"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    off = helm.template("operator.upgradeCrds=false")
+    assert not [o for o in off if o["metadata"]["name"] == name]
 
 
 def test_cleanup_hook(default: list[Obj]) -> None:

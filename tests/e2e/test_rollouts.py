@@ -310,6 +310,8 @@ def rel(cluster: RealCluster) -> Iterator[Release]:
     install(
         cluster, NAMESPACE, RELEASE,
         "--set", f"examples.signupWorkflow.registration.drainDelaySeconds={DRAIN_DELAY}",
+        # Drained versions go (the revision history: test_history_and_crd_upgrade.py).
+        "--set", "examples.signupWorkflow.registration.revisionHistoryLimit=0",
     )  # fmt: skip
     try:
         with connected(cluster, NAMESPACE, RELEASE) as release:

@@ -75,7 +75,7 @@ def test_rollout_registers_new_code_and_rollback_becomes_latest(env: OperatorEnv
     env.create_deployment("greeter", "v1")
     env.wait_available("greeter")  # before the resource exists: its registration is no rollout
     env.operator.start()
-    env.create_registration("greeter", spec_for("greeter", v1.port))
+    env.create_registration("greeter", spec_for("greeter", v1.port, drainDelaySeconds=1))
     first = env.wait_reason("greeter", "Registered")
 
     # Rollout: new pod template; the new code (one more handler) now answers on the Service.
@@ -90,7 +90,7 @@ def test_rollout_registers_new_code_and_rollback_becomes_latest(env: OperatorEnv
     assert env.latest() == {"GreeterObject": second["deploymentId"]}
     answer = httpx.post(f"{env.server.ingress_url}/GreeterObject/bob/wave", timeout=30)
     assert answer.status_code == 200 and answer.text == '"bob waves"'
-    # The superseded deployment had nothing pinned: it is removed from Restate.
+    # The superseded deployment had nothing pinned: it is removed from Restate (after 1 s).
     eventually(lambda: len(env.restate_deployments()) == 1, 30, "the old deployment to go")
 
     # Rollback to the v1 template: a registration again, and the latest for its services.
@@ -135,6 +135,7 @@ def test_invalid_specs_are_rejected_by_the_schema(env: OperatorEnv) -> None:
         600,
         False,
     )
+    assert spec["drainDelaySeconds"] == 300
 
 
 def test_missing_service_and_deployment_recover_and_conflicts_are_reported(

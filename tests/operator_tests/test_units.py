@@ -7,12 +7,14 @@ from typing import Any
 import pytest
 
 from restate_operator import __main__ as entry
+from restate_operator.admin_api import AdminApi, AdminApiInvalidAnswer, count_of
 from restate_operator.conditions import Reason, ready_condition
 from restate_operator.handlers import backoff, failure_delay
 from restate_operator.reconcile import endpoint_for, rollout_state
 from restate_operator.settings import Settings, get_settings
 from restate_operator.spec import (
     RegistrationSpec,
+    WorkloadSpec,
     parse_registration,
     parse_workload,
     revision_marker,
@@ -162,7 +164,7 @@ def test_a_version_is_code_and_how_restate_calls_it_not_a_restart_or_replicas() 
 
 def test_a_versions_replicaset_selects_only_its_pods() -> None:
     spec = parse_workload(workload(replicas=2))
-    body = replicaset_body("ns", "g", "uid-1", spec, "abc")
+    body = replicaset_body("ns", "g", "uid-1", spec, "abc", "http://g-abc:9080")
     labels = {
         "app": "g",
         "examples.restate.dev/workload": "g",
@@ -172,9 +174,185 @@ def test_a_versions_replicaset_selects_only_its_pods() -> None:
     assert body["spec"]["selector"] == {"matchLabels": labels}
     assert body["spec"]["template"]["metadata"]["labels"] == labels
     assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert body["metadata"]["annotations"] == {"examples.restate.dev/endpoint": "http://g-abc:9080"}
     assert spec.template["metadata"]["labels"] == {"app": "g"}  # the spec is not changed
     status = {"observedGeneration": 1, "readyReplicas": 2, "availableReplicas": 2}
     ready = {"metadata": {"generation": 1}, "spec": {"replicas": 2}, "status": status}
     assert replicaset_ready(ready, 2) == (True, 2)
     assert replicaset_ready(ready, 3)[0] is False
     assert replicaset_ready({**ready, "status": {"readyReplicas": 2}}, 2)[0] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"rows": []},
+        {"rows": None},
+        {"rows": [{}]},
+        {"rows": [{"count": 0}]},
+        {"rows": [{"n": None}]},
+        {"rows": [{"n": "some"}]},
+        {"rows": [{"n": True}]},
+        {"rows": [{"n": -1}]},
+        {"rows": [{"n": 0}, {"n": 1}]},
+        [],
+        "rows",
+    ],
+)
+def test_a_count_answer_without_the_count_is_an_error_not_zero(body: Any) -> None:
+    with pytest.raises(AdminApiInvalidAnswer):
+        count_of(body, "pinned to dp_x")
+
+
+def test_a_count_answer_with_the_count() -> None:
+    assert count_of({"rows": [{"n": 0}]}, "x") == 0
+    assert count_of({"rows": [{"n": 3}]}, "x") == 3
+    assert count_of({"rows": [{"n": "2"}]}, "x") == 2
+
+
+def _serve(answers: dict[str, Any]) -> tuple[Any, str]:
+    """A small fake admin endpoint answering 200 with fixed JSON per path (this unit only)."""
+    import http.server
+    import json
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            content = json.dumps(answers[self.path.split("?")[0]]).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [
+        ("/query", {"rows": []}),
+        ("/deployments", {"items": []}),
+        ("/services", {"services": [{"name": "S"}]}),
+    ],
+)
+def test_the_admin_client_refuses_answers_of_an_unexpected_shape(path: str, answer: Any) -> None:
+    import asyncio
+
+    server, url = _serve({path: answer})
+    try:
+
+        async def ask() -> None:
+            async with AdminApi(url) as admin:
+                if path == "/query":
+                    await admin.unfinished_pinned_invocations("dp_abc")
+                elif path == "/deployments":
+                    await admin.deployments()
+                else:
+                    await admin.latest_deployments()
+
+        with pytest.raises(AdminApiInvalidAnswer):
+            asyncio.run(ask())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _crd_defaults(path: Any) -> dict[str, Any]:
+    """Top-level spec property -> its schema default, of a CRD file."""
+    import yaml
+
+    crd = yaml.safe_load(path.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    properties = schema["properties"]["spec"]["properties"]
+    return {key: value["default"] for key, value in properties.items() if "default" in value}
+
+
+@pytest.mark.parametrize(
+    ("crd", "model"),
+    [("restateregistrations.yaml", RegistrationSpec), ("restateworkloads.yaml", WorkloadSpec)],
+)
+def test_the_crd_schema_defaults_are_the_spec_models_defaults(crd: str, model: Any) -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "deploy/helm/restate-examples/crds" / crd
+    schema = _crd_defaults(path)
+    fields = {
+        (info.alias or key): info.get_default(call_default_factory=True)
+        for key, info in model.model_fields.items()
+        if not info.is_required()
+    }
+    assert schema, crd
+    # Every schema default is the model's; every model default is in the schema (or, for
+    # adminUrl, empty on both sides: the operator's RESTATE_ADMIN_URL applies).
+    for key, value in schema.items():
+        assert fields.get(key) == value, (crd, key, value, fields.get(key))
+    missing = {k: v for k, v in fields.items() if k not in schema and v not in ("", {})}
+    assert missing == {}, (crd, missing)
+
+
+def _model_shape(model: Any) -> dict[str, Any]:
+    """Field alias -> nested shape (a dict for a model or a list of models, else None)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    shape: dict[str, Any] = {}
+    for key, info in model.model_fields.items():
+        nested: Any = None
+        for arg in [info.annotation, *typing.get_args(info.annotation)]:
+            for inner in [arg, *typing.get_args(arg)]:
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    nested = _model_shape(inner)
+        shape[info.alias or key] = nested
+    return shape
+
+
+def _schema_shape(schema: dict[str, Any]) -> dict[str, Any]:
+    shape: dict[str, Any] = {}
+    for key, value in schema.get("properties", {}).items():
+        inner = value.get("items", value) if value.get("type") == "array" else value
+        shape[key] = _schema_shape(inner) if "properties" in inner else None
+    return shape
+
+
+@pytest.mark.parametrize(
+    ("crd", "model"),
+    [
+        ("restateregistrations.yaml", "RegistrationStatus"),
+        ("restateworkloads.yaml", "WorkloadStatus"),
+    ],
+)
+def test_the_status_models_are_the_crd_status_schemas(crd: str, model: str) -> None:
+    """A field the operator writes but the CRD lacks is pruned by the API server, silently."""
+    from pathlib import Path
+
+    import yaml
+
+    from restate_operator import status
+
+    path = Path(__file__).resolve().parents[2] / "deploy/helm/restate-examples/crds" / crd
+    schema = yaml.safe_load(path.read_text())["spec"]["versions"][0]["schema"]
+    crd_status = schema["openAPIV3Schema"]["properties"]["status"]
+    assert _model_shape(getattr(status, model)) == _schema_shape(crd_status)
+
+
+def test_a_status_patch_with_an_unknown_field_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from restate_operator.status import WorkloadStatus, dump
+
+    dump(WorkloadStatus, {"currentVersion": "abc", "paused": None})
+    with pytest.raises(ValidationError):
+        dump(WorkloadStatus, {"currentVersoin": "abc"})
+    with pytest.raises(ValidationError):
+        dump(WorkloadStatus, {"versions": [{"hash": "a", "state": "Gone"}]})

@@ -66,7 +66,8 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
 ) -> None:
     signup = env.start_example("signup-workflow")
     env.operator.start()
-    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=3)
+    # No revision history here: a drained version goes (test_revision_history.py keeps them).
+    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=3, revisionHistoryLimit=0)
     first = env.wait_workload("signup", registered, 60, "version 1 registered")
     v1 = first["currentVersion"]
     v1_id = first["deploymentId"]
@@ -108,7 +109,7 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
     table = env.kube.kubectl("get", "rwl", "-n", env.namespace).stdout
     record("kubectl get rwl", "\n" + table)
     assert "CURRENT" in table and "DRAINING" in table and v2 in table
-    assert re.search(rf"signup\s+{v2}\s+1\s+True", table), table
+    assert re.search(rf"signup\s+{v2}\s+1\s+0\s+True", table), table  # draining 1, history 0
 
     # kubectl scale: only the current version.
     env.kube.kubectl("scale", "-n", env.namespace, "rwl/signup", "--replicas=3")
@@ -178,7 +179,7 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
 def test_admin_api_outage_mid_rollout_waits_then_completes(env: OperatorEnv) -> None:
     greeter = env.start_example("user-object")
     env.operator.start()
-    env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0)
+    env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0)
     first = env.wait_workload("greeter", registered, 60, "version 1 registered")
     env.server.stop()
     env.set_workload_version("greeter", "v2")
@@ -272,6 +273,7 @@ def test_invalid_workloads_are_rejected(env: OperatorEnv) -> None:
     assert (spec["replicas"], spec["drainDelaySeconds"], spec["deletionPolicy"]) == (
         1, 300, "Drain",
     )  # fmt: skip
+    assert spec["revisionHistoryLimit"] == 10
     with pytest.raises(ApiException) as immutable:
         env.patch_workload("defaults", {"spec": {"selector": {"matchLabels": {"app": "y"}}}})
     assert immutable.value.status == 422

@@ -1,0 +1,299 @@
+"""Restate's rule on every path: an old version (or a superseded deployment) is judged from
+Restate itself on every pass, never from the operator's status. Against the real API server
+(kwok runs the pods), a real restate-server and real service processes:
+
+- the status wiped while a workflow is pinned to an old version: the version is found again
+  by its URI and kept, the workflow completes, then it drains;
+- the drain delay: a drained version is still there until drainDelaySeconds after it drained;
+- an admin answer without the count (the real server behind a proxy that drops the rows):
+  nothing is removed, the condition and an event say why;
+- RestateRegistration: a superseded deployment stays while an invocation is pinned to it and
+  for the drain delay after."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from operator_tests.support import OperatorEnv, eventually, spec_for, start_signup
+
+from restate_operator import clock
+
+pytestmark = pytest.mark.kube
+
+
+def record(key: str, value: object) -> None:
+    print(f"\n[measured] {key}: {value}")
+
+
+def reason(status: dict[str, Any]) -> str | None:
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+    )
+    return ready.get("reason")
+
+
+def version(status: dict[str, Any], hash_: str) -> dict[str, Any]:
+    return next((v for v in status.get("versions", []) if v["hash"] == hash_), {})
+
+
+def click(env: OperatorEnv, user: str, secret: str) -> None:
+    base = env.server.ingress_url
+    answer = httpx.post(f"{base}/SignupWorkflow/{user}/click", json=secret, timeout=30)
+    assert answer.status_code == 200, answer.text
+    result = httpx.get(f"{base}/restate/workflow/SignupWorkflow/{user}/attach", timeout=60)
+    assert result.json() is True
+
+
+def deployment_ids(env: OperatorEnv) -> set[str]:
+    return {d["id"] for d in env.restate_deployments()}
+
+
+def rollout(env: OperatorEnv, name: str, first: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 of the workload: registered, version 1 draining."""
+    env.set_workload_version(name, "v2")
+    return env.wait_workload(
+        name,
+        lambda s: reason(s) == "Registered" and s["currentVersion"] != first["currentVersion"],
+        60,
+        "version 2 current",
+    )
+
+
+def present(env: OperatorEnv, name: str, hash_: str, deployment_id: str) -> bool:
+    """The version's ReplicaSet (with its pods), Service and Restate deployment are there."""
+    return (
+        env.replicasets(name).get(hash_) == 1
+        and f"{name}-{hash_}" in env.version_services(name)
+        and deployment_id in deployment_ids(env)
+    )
+
+
+def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: OperatorEnv) -> None:
+    signup = env.start_example("signup-workflow")
+    env.operator.start()
+    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=2, revisionHistoryLimit=0)
+    first = env.wait_workload("signup", lambda s: reason(s) == "Registered", 60, "v1 registered")
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    secret = start_signup(env, signup, "pinned")  # suspended on its promise, pinned to v1
+    second = rollout(env, "signup", first)
+    v2 = second["currentVersion"]
+    env.wait_workload(
+        "signup", lambda s: version(s, v1).get("pinnedInvocations") == 1, 30, "v1 pinned"
+    )
+
+    # The status is lost (a restore without status, a replace) while the operator is down.
+    env.operator.stop()
+    env.kube.kubectl(
+        "patch", "rwl", "signup", "-n", env.namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": None}),
+    )  # fmt: skip
+    assert env.workload_status("signup") == {}
+    env.operator.start()
+
+    # Found again by its URI, judged from Restate: pinned, so kept with its pods and Service.
+    found = env.wait_workload(
+        "signup",
+        lambda s: s.get("currentVersion") == v2 and version(s, v1).get("pinnedInvocations") == 1,
+        30,
+        "v1 judged from Restate after the status was lost",
+    )
+    assert version(found, v1)["deploymentId"] == v1_id
+    assert version(found, v1)["state"] == "Draining"
+    assert present(env, "signup", v1, v1_id)
+    eventually(  # kopf posts events in the background
+        lambda: ("Normal", "VersionAdopted") in [e[:2] for e in env.events("signup")],
+        10,
+        "the VersionAdopted event",
+    )
+
+    # The workflow completes on its deployment; then version 1 drains as usual.
+    click(env, "pinned", secret)
+    env.wait_workload("signup", lambda s: s["drainingVersions"] == 0, 30, "v1 drained, removed")
+    assert env.replicasets("signup") == {v2: 1}
+    assert env.version_services("signup") == {f"signup-{v2}"}
+    eventually(lambda: deployment_ids(env) == {second["deploymentId"]}, 10, "v1 deleted")
+
+
+def test_a_drained_version_stays_for_the_drain_delay(env: OperatorEnv) -> None:
+    greeter = env.start_example("user-object")
+    env.operator.start()
+    delay = 6.0
+    env.create_workload(
+        "greeter", greeter.port, "v1", drainDelaySeconds=int(delay), revisionHistoryLimit=0
+    )
+    first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "registered")
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    rollout(env, "greeter", first)
+    drained = env.wait_workload(
+        "greeter", lambda s: version(s, v1).get("drainedAt"), 30, "v1 found drained"
+    )
+    drained_at = version(drained, v1)["drainedAt"]
+    # Until drainDelaySeconds after it drained: pods, Service and Restate deployment stay.
+    while clock.since(drained_at) < delay - 1.5:
+        assert present(env, "greeter", v1, v1_id), clock.since(drained_at)
+        time.sleep(0.3)
+    eventually(
+        lambda: v1 not in env.replicasets("greeter") and v1_id not in deployment_ids(env),
+        30,
+        "v1 removed after the delay",
+    )
+    waited = clock.since(drained_at)
+    assert waited >= delay, waited
+    record(f"drained -> removed (s, drainDelaySeconds {delay:.0f})", round(waited, 1))
+    assert f"greeter-{v1}" not in env.version_services("greeter")
+
+
+class MangledQueries:
+    """A proxy in front of the real admin API; while `drop_rows`, answers to POST /query lose
+    their rows (a 200 without the count). Everything else passes unchanged."""
+
+    def __init__(self, upstream: str) -> None:
+        self.drop_rows = False
+        self.mangled = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length")}  # fmt: skip
+                answer = httpx.request(
+                    self.command, upstream + self.path, content=body, headers=headers, timeout=30
+                )
+                content = answer.content
+                if outer.drop_rows and self.path.startswith("/query") and answer.is_success:
+                    content = json.dumps({"rows": []}).encode()
+                    outer.mangled += 1
+                self.send_response(answer.status_code)
+                self.send_header("content-type", answer.headers.get("content-type", "text/plain"))
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(env: OperatorEnv) -> Iterator[MangledQueries]:
+    mangler = MangledQueries(env.server.admin_url)
+    yield mangler
+    mangler.close()
+
+
+def test_an_answer_without_the_count_removes_nothing(
+    env: OperatorEnv, proxy: MangledQueries
+) -> None:
+    greeter = env.start_example("user-object")
+    env.operator.start()
+    env.create_workload(
+        "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
+        adminUrl=proxy.url,
+    )  # fmt: skip
+    first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "registered")
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    proxy.drop_rows = True
+    env.set_workload_version("greeter", "v2")
+    failed = env.wait_workload(
+        "greeter", lambda s: reason(s) == "AdminApiInvalidAnswer", 30, "the bad answer reported"
+    )
+    ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "expected one row with n" in ready["message"]
+    # Several passes on such answers (each a count asked and not given): nothing goes.
+    eventually(lambda: proxy.mangled >= 4, 30, "four count queries answered without rows")
+    assert present(env, "greeter", v1, v1_id)
+    warnings = eventually(
+        lambda: [e for e in env.events("greeter") if e[:2] == ("Warning", "AdminApiInvalidAnswer")],
+        10,
+        "the AdminApiInvalidAnswer warning",
+    )
+    assert warnings and "pinned to" in str(warnings[0][2])
+    # The real answers again: version 1 (nothing pinned, delay 0) goes.
+    proxy.drop_rows = False
+    env.wait_workload(
+        "greeter",
+        lambda s: reason(s) == "Registered" and s["drainingVersions"] == 0,
+        30,
+        "v1 removed once the count is answered",
+    )
+    # DELETE /deployments is asynchronous in Restate (202): gone a moment later.
+    eventually(
+        lambda: v1_id not in deployment_ids(env) and v1 not in env.replicasets("greeter"),
+        10,
+        "v1's Restate deployment and ReplicaSet deleted",
+    )
+
+
+def test_registration_keeps_a_superseded_deployment_while_pinned_then_the_delay(
+    env: OperatorEnv,
+) -> None:
+    signup = env.start_example("signup-workflow")
+    env.create_service("signup", signup.port)
+    env.create_deployment("signup", "v1")
+    env.operator.start()
+    delay = 5.0
+    env.create_registration("signup", spec_for("signup", signup.port, drainDelaySeconds=5))
+    first = env.wait_reason("signup", "Registered")
+    secret = start_signup(env, signup, "just-before")  # started just before the rollout
+    env.set_version("signup", "v2")
+    second = env.wait_reregistered("signup", first["deploymentId"], 60, "the rollout registered")
+
+    def superseded(status: dict[str, Any]) -> dict[str, Any]:
+        return next(
+            (e for e in status.get("superseded") or []
+             if e["deploymentId"] == first["deploymentId"]), {},
+        )  # fmt: skip
+
+    eventually(
+        lambda: superseded(env.ready("signup")["status_fields"]).get("pinnedInvocations") == 1,
+        30,
+        "the superseded deployment counted as pinned",
+    )
+    ok_before = _reconciles_ok(env)
+    eventually(lambda: _reconciles_ok(env) >= ok_before + 3, 30, "three more passes")
+    assert first["deploymentId"] in deployment_ids(env)
+    assert env.latest() == {"SignupWorkflow": second["deploymentId"]}
+
+    # The run completes on its (superseded) deployment; that goes only after the delay.
+    click(env, "just-before", secret)
+    drained = eventually(
+        lambda: superseded(s := env.ready("signup")["status_fields"]).get("drainedAt") and s,
+        30,
+        "the superseded deployment found drained",
+    )
+    drained_at = superseded(drained)["drainedAt"]
+    while clock.since(drained_at) < delay - 1.5:
+        assert first["deploymentId"] in deployment_ids(env), clock.since(drained_at)
+        time.sleep(0.3)
+    eventually(
+        lambda: deployment_ids(env) == {second["deploymentId"]}, 30, "removed after the delay"
+    )
+    assert clock.since(drained_at) >= delay
+    final = env.wait_reason("signup", "Registered")
+    assert final["supersededDeploymentIds"] == [] and final["superseded"] == []
+
+
+def _reconciles_ok(env: OperatorEnv) -> float:
+    for line in env.operator.metrics().splitlines():
+        if line.startswith('restate_operator_reconciles_total{result="ok"}'):
+            return float(line.split()[-1])
+    return 0.0
