@@ -6,9 +6,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-if ! command -v wrk >/dev/null; then
-  echo "bench: installing wrk from Debian" >&2
-  { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2
+# wrk from Debian where it is missing, never replacing or removing anything (not root: no).
+if ! command -v wrk >/dev/null && ! "$here/../scripts/apt-install-missing.sh" --label bench wrk; then
+  echo "bench: needs wrk: install it (Debian: apt-get install wrk as root; macOS: brew install wrk)" >&2
+  exit 1
 fi
 
 peer="$here/peer-ts"
