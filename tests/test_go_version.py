@@ -31,7 +31,7 @@ def versions_env() -> Path:
 
 
 def go_version() -> str:
-    found = re.findall(r"^GO_VERSION=(\S+)$", versions_env().read_text(), re.MULTILINE)
+    found: list[str] = re.findall(r"^GO_VERSION=(\S+)$", versions_env().read_text(), re.MULTILINE)
     assert len(found) == 1, f"{versions_env()} states GO_VERSION {len(found)} times"
     return found[0]
 
