@@ -49,7 +49,7 @@ check_go() {
   local found need have i
   found="$(command -v go >/dev/null && go env GOVERSION 2>/dev/null || true)"
   if [[ -z "$found" ]]; then
-    log "needs Go $GO_VERSION or newer (tests/controlplane/versions.env GO_VERSION); found no go on PATH"
+    log "needs Go $GO_VERSION or newer (GO_VERSION in $here/versions.env); found no go on PATH"
     return 1
   fi
   IFS=. read -ra need <<<"$GO_VERSION"
@@ -57,7 +57,7 @@ check_go() {
   for i in 0 1 2; do
     if ((${have[i]:-0} != ${need[i]:-0})); then
       ((${have[i]:-0} > ${need[i]:-0})) && return 0
-      log "needs Go $GO_VERSION or newer (tests/controlplane/versions.env GO_VERSION); found $found ($(command -v go))"
+      log "needs Go $GO_VERSION or newer (GO_VERSION in $here/versions.env); found $found ($(command -v go))"
       return 1
     fi
   done
