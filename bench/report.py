@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.harness import NODE, PEER_TS
+from bench.harness import PEER_TS, peer_node
 from testkit.restate import REPO, install_restate
 
 FINDINGS = REPO / "bench" / "findings.md"
@@ -232,7 +232,7 @@ def versions() -> dict[str, str]:
         "granian": importlib.metadata.version("granian"),
         "uvloop": importlib.metadata.version("uvloop"),
         "@restatedev/restate-sdk": peer["dependencies"]["@restatedev/restate-sdk"],
-        "node": out([str(NODE), "--version"]),
+        "node": out([str(peer_node()), "--version"]),
         "wrk": out(["wrk", "--version"]).split(" [")[0],
     }
 

@@ -4,23 +4,18 @@
 # and ipset (kube-router's policy enforcement), mmdebstrap (the base image where no registry is
 # reachable), catatonit (the pause image).
 # Versions are those of the machine's Debian release (bookworm: containerd 1.6, podman 4.3).
-# Idempotent: installs only what is missing.
+# Only what is missing, and nothing the machine has is replaced or removed: a need met by a
+# package that provides it (Docker's containerd.io for containerd and runc) is used as it is
+# (scripts/apt-install-missing.sh). Where the node's packages cannot be installed here (not
+# root, not Debian, or only by removing something), it prints "node packages: skipped: REASON"
+# and exits 0: the local node tier is skipped, the rest of `make test` goes on.
+#
+# Usage: deploy/node-packages.sh [--plan [--root DIR]]   (--plan: print what it would do)
 set -euo pipefail
-packages=(podman buildah runc containerd containernetworking-plugins iptables ipset mmdebstrap
-  catatonit uidmap conntrack iproute2)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "node packages: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  # No daemon of these packages (containerd) may start at install: the node runs its own. policy-rc.d says so to Debian's maintainer scripts; ours goes again afterwards.
-  policy=/usr/sbin/policy-rc.d
-  if [[ ! -e "$policy" ]]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"
-    trap 'rm -f "$policy"' EXIT
-  fi
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+rc=0
+"$here/../scripts/apt-install-missing.sh" --label "node packages" "$@" \
+  podman buildah runc containerd containernetworking-plugins iptables ipset mmdebstrap \
+  catatonit uidmap conntrack iproute2 || rc=$?
+((rc == 3)) && exit 0
+exit "$rc"

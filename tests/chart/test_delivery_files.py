@@ -73,6 +73,23 @@ def test_skaffold_port_forwards_restate() -> None:
     assert all(f["namespace"] == release["namespace"] for f in config["portForward"])
 
 
+def test_skaffold_users_are_told_the_version_and_where_images_go() -> None:
+    """skaffold before v2.17 cannot drive Helm 4; bare image names push to docker.io unless
+    --default-repo is given (or the cluster is local): both the header and the README say so."""
+    header = (REPO_ROOT / "skaffold.yaml").read_text().split("apiVersion:")[0]
+    readme = (REPO_ROOT / "README.md").read_text()
+    for text in (header, readme):
+        assert "skaffold v2.17 or newer" in text
+        assert "--default-repo=" in text and "--push=false" in text
+    assert "image registry of the kube context" not in header
+
+
+def test_dockerfile_needs_no_frontend_image() -> None:
+    """A `# syntax=` line makes BuildKit pull a frontend image: an offline build must not."""
+    first = (REPO_ROOT / "Dockerfile").read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), first
+
+
 def test_skaffold_kind_profile() -> None:
     config = load(REPO_ROOT / "skaffold.yaml")
     (kind,) = [p for p in config["profiles"] if p["name"] == "kind"]

@@ -15,6 +15,7 @@
 # Usage: build.sh                  build if needed, print the bin dir
 #        build.sh --print-bin-dir  print the bin dir if it is built, else exit 3
 #        build.sh --print-key      print the cache key
+#        build.sh --check-go       check that go is GO_VERSION (versions.env) or newer
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,13 +44,33 @@ is_built() {
   [[ -f "$dest/etc/kwok-stages.yaml" ]]
 }
 
+# go on PATH is GO_VERSION or newer? (1.26.7, go1.27rc1, go1.26.8 X:nocoverageredesign...)
+check_go() {
+  local found need have i
+  found="$(command -v go >/dev/null && go env GOVERSION 2>/dev/null || true)"
+  if [[ -z "$found" ]]; then
+    log "needs Go $GO_VERSION or newer (GO_VERSION in $here/versions.env); found no go on PATH"
+    return 1
+  fi
+  IFS=. read -ra need <<<"$GO_VERSION"
+  IFS=. read -ra have <<<"$(sed 's/^go\([0-9.]*\).*/\1/' <<<"$found")"
+  for i in 0 1 2; do
+    if ((${have[i]:-0} != ${need[i]:-0})); then
+      ((${have[i]:-0} > ${need[i]:-0})) && return 0
+      log "needs Go $GO_VERSION or newer (GO_VERSION in $here/versions.env); found $found ($(command -v go))"
+      return 1
+    fi
+  done
+}
+
 case "$mode" in
+  --check-go) check_go && log "go: $(go env GOVERSION), needs $GO_VERSION or newer"; exit ;;
   --print-key) echo "$key"; exit 0 ;;
   --print-bin-dir)
     if is_built; then echo "$bin"; exit 0; fi
     log "not built yet: run 'make controlplane' (tests/controlplane/build.sh)"; exit 3 ;;
   build) ;;
-  *) echo "usage: $0 [--print-bin-dir|--print-key]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--print-bin-dir|--print-key|--check-go]" >&2; exit 2 ;;
 esac
 
 if is_built; then
@@ -58,7 +79,7 @@ if is_built; then
   exit 0
 fi
 
-command -v go >/dev/null || { log "go is required (Go >= 1.24)"; exit 1; }
+check_go || exit 1
 mkdir -p "$cache/controlplane" "$cache/go/mod" "$cache/go/build"
 
 # One build at a time (make and a pytest run may race); re-check after taking the lock.

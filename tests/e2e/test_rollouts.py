@@ -11,17 +11,17 @@ previous design (a RestateRegistration following a plain Deployment) shows the j
 mismatch: the test can fail. Also: ``kubectl scale`` while a version drains, rollbacks while
 the previous version drains and after it is gone, and an admin API outage mid-rollout.
 
-The incompatible image is built with podman from the example's image (the local real node);
-on other clusters the test is skipped.
+The incompatible image is built FROM the example's image with the engine the cluster's images
+come from, and delivered the same way (``RealCluster.images``: docker and ``kind load`` on
+kind, podman and the node's containerd on the local node, a push under
+RESTATE_EXAMPLES_IMAGE_PREFIX for a given kubeconfig).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +32,6 @@ from typing import Any
 import httpx
 import pytest
 
-from testkit.cluster import local
 from testkit.cluster.controlplane import REPO_ROOT
 from testkit.cluster.fixtures import RealCluster
 from testkit.processes import eventually
@@ -46,10 +45,8 @@ WORKLOAD = f"{FULLNAME}-signup-workflow"
 LEGACY_NAMESPACE = "rollout-legacy"
 LEGACY_RELEASE = "legacy"
 CHART = REPO_ROOT / "deploy" / "helm" / "restate-examples"
-APP_VERSION = re.search(r'^appVersion: "?([^"\n]+)"?$', (CHART / "Chart.yaml").read_text(), re.M)
-TAG = APP_VERSION.group(1) if APP_VERSION else "0.1.0"
 INCOMPATIBLE_TAG = "incompatible"
-IMAGE = "docker.io/library/restate-examples-signup-workflow"
+TARGET = "signup-workflow"
 DRAIN_DELAY = 10
 # Only Restate, the operator and the signup example; small requests (2 shared cores).
 SMALL = [
@@ -87,42 +84,23 @@ path.write_text(text.replace(old, step + old, 1) + helper)
 # ----------------------------------------------------------------------------- helpers
 
 
-def _podman_env() -> dict[str, str]:
-    cache = local.CACHE / "images"
-    return {
-        **os.environ,
-        "CONTAINERS_STORAGE_CONF": str(cache / "storage.conf"),
-        "CONTAINERS_CONF": str(cache / "containers.conf"),
-        "TMPDIR": str(cache / "tmp"),
-    }
-
-
-def build_incompatible_image(workdir: Path) -> None:
-    """FROM the example's image, with `run` patched; loaded into the node's containerd."""
+def build_incompatible_image(cluster: RealCluster, workdir: Path) -> str:
+    """FROM the example's image, with `run` patched; built and delivered to the nodes the way
+    the cluster's own images are (one code path: ``ClusterImages.add``)."""
+    assert cluster.images is not None
     context = workdir / "incompatible"
     context.mkdir(exist_ok=True)
     (context / "patch.py").write_text(PATCH)
-    (context / "Containerfile").write_text(
-        f"FROM {IMAGE}:{TAG}\n"
+    (context / "Dockerfile").write_text(
+        f"FROM {cluster.images.ref(TARGET)}\n"
         "USER 0\n"
         "COPY patch.py /tmp/patch.py\n"
         "RUN python /tmp/patch.py && rm /tmp/patch.py\n"
         "USER 10001:10001\n"
     )
-    env = _podman_env()
-    ref = f"{IMAGE}:{INCOMPATIBLE_TAG}"
-    subprocess.run(
-        ["podman", "build", "--quiet", "--format", "docker", "--network", "host",
-         "--tag", ref, str(context)],
-        env=env, check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    archive = workdir / "incompatible.tar"
-    archive.unlink(missing_ok=True)
-    subprocess.run(
-        ["podman", "save", "--quiet", "--format", "docker-archive", "--output", str(archive), ref],
-        env=env, check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-    local.load_images(archive)
+    return cluster.images.add(
+        context, TARGET, INCOMPATIBLE_TAG, workdir, file=context / "Dockerfile"
+    )
 
 
 def record(key: str, value: object) -> None:
@@ -296,11 +274,9 @@ def uninstall(cluster: RealCluster, namespace: str, release: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> RealCluster:
-    # The local real node: made by the fixture, or given as RESTATE_EXAMPLES_KUBECONFIG
-    # (e.g. .local/kubeconfig of `make cluster`, images loaded by `make images`).
-    if real_cluster.provider != "local-node" and local.running() is None:
-        pytest.skip("the incompatible image is built with podman for the local real node")
-    build_incompatible_image(tmp_path_factory.mktemp("images"))
+    if real_cluster.images is None:
+        pytest.skip(f"the rollout tests build an image of their own: {real_cluster.images_missing}")
+    build_incompatible_image(real_cluster, tmp_path_factory.mktemp("images"))
     return real_cluster
 
 
@@ -447,7 +423,8 @@ def test_rollback_after_removal_and_while_draining(rel: Release) -> None:
 
     # Back to the original image: its version was removed, so it is created and registered
     # anew (a new Restate deployment); version 2 drains (carol is pinned to it).
-    rel.helm_upgrade(f"examples.signupWorkflow.image.tag={TAG}")
+    assert rel.cluster.images is not None
+    rel.helm_upgrade(f"examples.signupWorkflow.image.tag={rel.cluster.images.tag}")
     back = w.wait(lambda s: s["currentVersion"] != v2, 120, "the original version current")
     v1, v1_new_id = back["currentVersion"], back["deploymentId"]
     assert version_of(back, v2)["state"] == "Draining"
@@ -526,7 +503,7 @@ def test_admin_api_outage_during_a_rollout(rel: Release) -> None:
 # ----------------------------------------------------------------------------- can it fail?
 
 
-def _legacy_objects(image_tag: str) -> dict[str, Any]:
+def _legacy_objects(image: str) -> dict[str, Any]:
     """The previous design: a plain Deployment + Service + RestateRegistration."""
     name = "legacy-signup"
     labels = {
@@ -539,7 +516,7 @@ def _legacy_objects(image_tag: str) -> dict[str, Any]:
     keys = {"configMapKeyRef": {"name": public, "key": "publicKey"}}
     container = {
         "name": "service",
-        "image": f"{IMAGE}:{image_tag}",
+        "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["python", "-m", "examples_runtime", "signup_workflow.service:app"],
         "ports": [{"name": "http2", "containerPort": 9080}],
@@ -580,15 +557,17 @@ def test_the_previous_design_shows_the_journal_mismatch(cluster: RealCluster) ->
     try:
         with connected(cluster, LEGACY_NAMESPACE, LEGACY_RELEASE) as rel:
 
-            def kubectl_apply(tag: str) -> None:
+            def kubectl_apply(tag: str | None) -> None:
+                assert cluster.images is not None
+                image = cluster.images.ref(TARGET, tag)
                 cluster.kubectl("-n", LEGACY_NAMESPACE, "apply", "-f", "-",
-                                input=json.dumps(_legacy_objects(tag)))  # fmt: skip
+                                input=json.dumps(_legacy_objects(image)))  # fmt: skip
 
             def registration() -> dict[str, Any]:
                 status: dict[str, Any] = rel.json("get", "rreg", "legacy-signup").get("status", {})
                 return status
 
-            kubectl_apply(TAG)
+            kubectl_apply(None)  # the suite's own tag here
             first = eventually(
                 lambda: (s := registration()).get("deploymentId") and s, 180, "registered"
             )

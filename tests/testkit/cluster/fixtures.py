@@ -8,7 +8,10 @@
 3. else the local real node (``testkit.cluster.local``, root): the images are built with
    ``deploy/images.sh`` and imported into its containerd. A node already started by
    ``make cluster`` is reused and left running; one started here is stopped at the end.
-The same tests run on all three.
+The same tests run on all three. A test that needs an image of its own (the rollout tests'
+incompatible one) gets it through ``RealCluster.images``: built with the engine the cluster's
+images come from and delivered the way they are (``kind load``, the node's containerd, a push
+under the prefix): one code path, ``ClusterImages.add``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +81,105 @@ def run(
 
 
 @dataclass
+class ImageEngine:
+    """The container engine that builds a cluster's images: docker (kind, a registry) or
+    podman (the local node, with the project's own storage: ``local.podman_env``)."""
+
+    command: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def build(
+        self, context: Path, ref: str, *, file: Path | None = None, stage: str | None = None
+    ) -> None:
+        # podman: Docker's manifest format (containerd imports it), host network for pip.
+        extra = ["--format", "docker", "--network", "host"] if self.command == "podman" else []
+        args = [self.command, "build", "--quiet", *extra, "--tag", ref]
+        args += ["--file", str(file)] if file else []
+        args += ["--target", stage] if stage else []
+        run([*args, str(context)], env=self.env, timeout=1800)
+
+    def save(self, ref: str, archive: Path) -> Path:
+        """A docker-archive of ``ref`` (what ``kind load image-archive`` and ``ctr images
+        import`` read)."""
+        archive.unlink(missing_ok=True)
+        run([self.command, "save", "--output", str(archive), ref], env=self.env, timeout=600)
+        return archive
+
+    def push(self, ref: str) -> None:
+        run([self.command, "push", ref], env=self.env, timeout=1800)
+
+
+@dataclass
+class ClusterImages:
+    """The suite's images as this cluster's nodes see them, and how one more gets there."""
+
+    engine: ImageEngine
+    name_prefix: str
+    """Before ``restate-examples-<target>`` in the engine's and the chart's references."""
+    tag: str
+    """The tag of the suite's images here (``e2e`` on kind, the chart's appVersion else)."""
+    deliver: Callable[[str, Path], None]
+    """(reference, a work directory): makes a built image pullable by the nodes."""
+
+    def ref(self, target: str, tag: str | None = None) -> str:
+        return f"{self.name_prefix}restate-examples-{target}:{tag or self.tag}"
+
+    def add(
+        self,
+        context: Path,
+        target: str,
+        tag: str,
+        workdir: Path,
+        *,
+        file: Path | None = None,
+        stage: str | None = None,
+    ) -> str:
+        """Builds ``context`` as the image of ``target`` tagged ``tag`` with this cluster's
+        engine and delivers it to the nodes; returns its reference."""
+        ref = self.ref(target, tag)
+        self.engine.build(context, ref, file=file, stage=stage)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.deliver(ref, workdir)
+        return ref
+
+
+def by_archive(engine: ImageEngine, load: Callable[[Path], object]) -> Callable[[str, Path], None]:
+    """Delivery through a docker-archive: the engine saves the image, ``load`` imports it
+    into the nodes' image store (kind's nodes, the local node's containerd)."""
+
+    def deliver(ref: str, workdir: Path) -> None:
+        archive = engine.save(ref, workdir / "image.tar")
+        try:
+            load(archive)
+        finally:
+            archive.unlink()
+
+    return deliver
+
+
+def kind_images(name: str, engine: ImageEngine | None = None) -> ClusterImages:
+    """kind: built with docker, loaded into the nodes with ``kind load image-archive``."""
+    engine = engine or ImageEngine("docker")
+
+    def load(archive: Path) -> None:
+        run(["kind", "load", "image-archive", str(archive), "--name", name], timeout=900)
+
+    return ClusterImages(engine, "", "e2e", by_archive(engine, load))
+
+
+def local_node_images(tag: str) -> ClusterImages:
+    """The local real node: podman (deploy/images.sh's storage), imported into containerd."""
+    engine = ImageEngine("podman", local.podman_env())
+    return ClusterImages(engine, "docker.io/library/", tag, by_archive(engine, local.load_images))
+
+
+def registry_images(prefix: str, tag: str) -> ClusterImages:
+    """A cluster given by kubeconfig: pushed under the prefix its nodes pull from."""
+    engine = ImageEngine("docker") if _docker_usable() else ImageEngine("podman")
+    return ClusterImages(engine, prefix, tag, lambda ref, _: engine.push(ref))
+
+
+@dataclass
 class RealCluster:
     """A cluster with real pods, and the tools to drive it as a user would."""
 
@@ -89,7 +191,10 @@ class RealCluster:
     image_values: list[str] = field(default_factory=list)
     """``--set`` arguments pointing the chart at this cluster's images (none on the local
     node: it has them under the chart's default references)."""
-
+    images: ClusterImages | None = None
+    """How a test adds an image (None: a kubeconfig without an image prefix, nowhere to put
+    one); ``images_missing`` says why."""
+    images_missing: str = ""
     kind_node: str | None = None
     """The kind node's container (kind only)."""
 
@@ -150,10 +255,14 @@ def _bin_dir() -> Path | None:
         return None
 
 
-def _kind_usable() -> bool:
-    if shutil.which("docker") is None or shutil.which("kind") is None:
+def _docker_usable() -> bool:
+    if shutil.which("docker") is None:
         return False
     return run(["docker", "info"], check=False, timeout=60).returncode == 0
+
+
+def _kind_usable() -> bool:
+    return shutil.which("kind") is not None and _docker_usable()
 
 
 def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
@@ -163,18 +272,16 @@ def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
         run(["kind", "create", "cluster", "--name", name, "--wait", "180s"])
     kubeconfig = workdir / "kind.kubeconfig"
     kubeconfig.write_text(run(["kind", "get", "kubeconfig", "--name", name]).stdout)
+    images = kind_images(name)
     sets = []
     for target, key in IMAGE_VALUES.items():
-        image = f"restate-examples-{target}:e2e"
-        run(
-            ["docker", "build", "--target", target, "--tag", image, str(REPO_ROOT)],
-            timeout=1800,
-        )
-        run(["kind", "load", "docker-image", image, "--name", name])
-        sets += ["--set", f"{key}.image.repository=restate-examples-{target}"]
-        sets += ["--set", f"{key}.image.tag=e2e"]
+        images.add(REPO_ROOT, target, images.tag, workdir / "images", stage=target)
+        sets += ["--set", f"{key}.image.repository={images.name_prefix}restate-examples-{target}"]
+        sets += ["--set", f"{key}.image.tag={images.tag}"]
     try:
-        yield RealCluster("kind", kubeconfig, bin_dir, workdir, sets, f"{name}-control-plane")
+        yield RealCluster(
+            "kind", kubeconfig, bin_dir, workdir, sets, images, kind_node=f"{name}-control-plane"
+        )
     finally:
         if name not in existing:
             run(["kind", "delete", "cluster", "--name", name], check=False)
@@ -188,7 +295,8 @@ def _local_node(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
     info = local.up(workdir / "local.kubeconfig", images=archive)
     print(f"\nlocal node: {info.server}, timings {info.timings}")
     try:
-        yield RealCluster("local-node", workdir / "local.kubeconfig", bin_dir, workdir)
+        images = local_node_images(local.chart_app_version())
+        yield RealCluster("local-node", workdir / "local.kubeconfig", bin_dir, workdir, [], images)
     finally:
         if started_here:  # fails the run, naming it, if anything stays on the host
             print(f"local node: stopped; {local.down()}")
@@ -202,10 +310,21 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealClust
     if external:
         prefix = os.environ.get(ENV_IMAGE_PREFIX, "")
         sets = []
+        tag = local.chart_app_version()
+        images: ClusterImages | None = None
+        missing = ""
         if prefix:
             for target, key in IMAGE_VALUES.items():
                 sets += ["--set", f"{key}.image.repository={prefix}restate-examples-{target}"]
-        yield RealCluster("kubeconfig", Path(external), bin_dir, workdir, sets)
+            images = registry_images(prefix, tag)
+        elif local.running() is not None:  # e.g. .local/kubeconfig of `make cluster`
+            images = local_node_images(tag)
+        else:
+            missing = (
+                f"{ENV_KUBECONFIG} without {ENV_IMAGE_PREFIX}: no registry to push a test's "
+                "own image to (set it to one this machine can push to and the nodes pull from)"
+            )
+        yield RealCluster("kubeconfig", Path(external), bin_dir, workdir, sets, images, missing)
     elif _kind_usable():
         yield from _kind(workdir, bin_dir)
     else:

@@ -78,6 +78,26 @@ def running() -> ClusterInfo | None:
     return info
 
 
+def chart_app_version() -> str:
+    """The chart's appVersion: the tag of the suite's images (deploy/images.sh tags them so)."""
+    chart = (REPO_ROOT / "deploy" / "helm" / "restate-examples" / "Chart.yaml").read_text()
+    for line in chart.splitlines():
+        if line.startswith("appVersion:"):
+            return line.split(":", 1)[1].strip().strip('"')
+    raise ValueError("the chart has no appVersion")
+
+
+def podman_env() -> dict[str, str]:
+    """podman with deploy/images.sh's own storage and configuration (no global setting)."""
+    cache = CACHE / "images"
+    return {
+        **os.environ,
+        "CONTAINERS_STORAGE_CONF": str(cache / "storage.conf"),
+        "CONTAINERS_CONF": str(cache / "containers.conf"),
+        "TMPDIR": str(cache / "tmp"),
+    }
+
+
 def build_images(archive: Path = IMAGES_ARCHIVE) -> Path:
     """Builds (or refreshes, from podman's layer cache) every image into ``archive``."""
     archive.parent.mkdir(parents=True, exist_ok=True)
