@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from testkit.processes import wait_until
 from testkit.restate import Suite, SuiteFactory
@@ -164,12 +165,15 @@ def sigterm_under_load(suite: Suite, cycle: int) -> list[str]:
     return load.invocations
 
 
+# Both servers (SERVER): the drain (examples_runtime/shutdown.py) must hold whichever runs.
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
 def test_sigterm_under_load_finishes_in_flight_work_and_exits_cleanly(
-    make_suite: SuiteFactory,
+    make_suite: SuiteFactory, server: str
 ) -> None:
     suite = make_suite(
         "building-blocks",
         env={
+            "SERVER": server,
             "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
             "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0",
             "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
