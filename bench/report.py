@@ -285,6 +285,30 @@ def versions() -> dict[str, str]:
     }
 
 
+def stability_table(first: dict[str, Any], second: dict[str, Any]) -> str:
+    """The medians of two runs of the same tree side by side (`bench/run.py --compare`): the
+    ratios Py/TS of service CPU per operation and of throughput, and how far apart they are."""
+    a, b = summarize(first), summarize(second)
+    lines = [
+        f"| scenario | CPU/op Py/TS, {first['started']} | {second['started']} | apart "
+        f"| ops/s Py/TS, first | second | apart |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in scenarios_of(a, "main"):
+        row = [name]
+        for cpu in (True, False):
+            meds = []
+            for summary in (a, b):
+                py, ts = summary.get(("main", name, "py")), summary.get(("main", name, "ts"))
+                r = ratios(py, ts, cpu) if py and ts else []
+                meds.append(statistics.median(r) if r else None)
+            x, y = meds
+            apart = f"{100 * abs(y - x) / x:.0f}%" if x and y else "-"
+            row += [_num(x, 2), _num(y, 2), apart]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 README = REPO / "README.md"
 README_BEGIN = "<!-- bench:summary (written by bench/report.py from the last run) -->"
 README_END = "<!-- /bench:summary -->"

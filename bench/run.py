@@ -487,6 +487,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--render", type=Path, default=None, help="only rewrite the report from these raw results"
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar="JSON",
+        help="only print the medians of two runs' raw results side by side",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.seconds, args.warmup, args.reps, args.startup_reps = 1.0, 0.0, 1, 1
@@ -499,6 +506,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.compare:
+        first, second = (json.loads(p.read_text()) for p in args.compare)
+        print(report.stability_table(first, second))
+        return
     if args.render:
         rendered = json.loads(args.render.read_text())
         report.write(rendered, report.summarize(rendered), args.report)
