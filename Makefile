@@ -57,7 +57,7 @@ lint: venv
 	$(VENV)/bin/mypy services operator tests scripts bench
 
 # Python vs the TypeScript SDK vs a no-op ceiling on one real server: docs/benchmarks.md
-# (about 18 minutes; installs wrk from Debian, Node 22 and the TypeScript peer from npm).
+# (about 20 minutes; installs wrk from Debian, Node 22 and the TypeScript peer from npm).
 bench: venv restate
 	$(PY) bench/run.py
 

@@ -64,6 +64,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / CLOCK_TICKS
 
 
+def loadavg() -> float:
+    """The machine's 1-minute load average."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def rss_kb(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -139,12 +151,16 @@ def python_target(
     env: dict[str, str],
     app: str | None = None,
     http_11: bool = False,
+    interpreter: Path | None = None,
 ) -> Target:
-    """An example (or `app`, e.g. the no-op) served by `python -m examples_runtime`."""
+    """An example (or `app`, e.g. the no-op) served by `python -m examples_runtime` (on this
+    interpreter, or on `interpreter`: a venv's python with the same pinned dependencies)."""
     workdir.mkdir(parents=True, exist_ok=True)
     service = ExampleService(example, workdir, env)
     if app is not None:
         service.process.command[-1] = app
+    if interpreter is not None:
+        service.process.command[0] = str(interpreter)
     return Target(
         label=label,
         suffix="",
@@ -311,6 +327,10 @@ class Sample:
     service_rss_peak_kb: int
     detail: str = ""
     group: str = "main"  # targets compared with each other: main, variants, candidate
+    load_before: float = 0.0  # the machine's 1-minute load average before the run
+    load_after: float = 0.0  # ... and at its end
+    machine_busy: float = 0.0  # share of all the machine's CPU busy during the run (0-1)
+    others_busy: float = 0.0  # ... of which not the service, restate-server or the load tool
 
 
 def measure(
@@ -319,11 +339,19 @@ def measure(
     """Runs `load` and reads the CPU time and memory of the service and the server around it."""
     pids = process_tree(target.process.pid)
     server_pids = [server_pid]
+    load_before = loadavg()
+    busy, total = machine_ticks()
+    own = os.times()  # the load tools are this process's children
     service_cpu, server_cpu = cpu_seconds(pids), cpu_seconds(server_pids)
     with RssSampler(pids) as rss:
         result = load()
     service_cpu = cpu_seconds(pids) - service_cpu
     server_cpu = cpu_seconds(server_pids) - server_cpu
+    now = os.times()
+    tools_cpu = sum(now[:4]) - sum(own[:4])
+    busy_after, total_after = machine_ticks()
+    machine_s = (total_after - total) / CLOCK_TICKS
+    busy_s = (busy_after - busy) / CLOCK_TICKS
     ops = max(result.ops, 1)
     return Sample(
         scenario=scenario,
@@ -338,4 +366,10 @@ def measure(
         server_cpu_ms_per_op=1000 * server_cpu / ops,
         service_rss_peak_kb=rss.peak_kb,
         detail=result.detail,
+        load_before=load_before,
+        load_after=loadavg(),
+        machine_busy=busy_s / machine_s if machine_s else 0.0,
+        others_busy=max(0.0, busy_s - service_cpu - server_cpu - tools_cpu) / machine_s
+        if machine_s
+        else 0.0,
     )

@@ -40,6 +40,21 @@ OURS = (
     "orjson",
     "stubs.py",
 )
+# Our own per-step code, for the one figure `own share`: a busy sample counts when its leaf
+# frame is in the runtime or an example's module, or when one of its frames is in a library
+# only our runtime calls per step (logging and JSON, metrics, validation). The ASGI wrappers
+# (app.py, shutdown.py, granian_server.py) are on every stack, so only their self time counts.
+OWN_CODE = (
+    "examples_runtime/",
+    "subscriptions/",
+    "signup_workflow/",
+    "building_blocks/",
+    "user_object/",
+)
+OWN_LIBRARIES = ("logging/", "json/", "orjson", "prometheus_client/", "pydantic")
+# Leaf frames of the ASGI wrappers: their self time is the server's native send/receive they
+# await (granian's Rust futures are sampled under the Python frame awaiting them), not ours.
+ASGI_WRAPPERS = ("tracked (", "drained_app (", "app_on_port (")
 # Where the self time (leaf frame) goes, by the first matching part of the frame's file.
 PACKAGES = (
     ("restate SDK", ("restate/",)),
@@ -92,7 +107,13 @@ def summarize(raw: Path, top: int) -> str:
     leaf: Counter[str] = Counter()
     ours: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    own = 0
     for frames, count in busy:
+        leaf_is_ours = any(p in frames[-1] for p in OWN_CODE) and not any(
+            w in frames[-1] for w in ASGI_WRAPPERS
+        )
+        if leaf_is_ours or any(p in f for f in frames for p in OWN_LIBRARIES):
+            own += count
         packages[package_of(frames[-1])] += count
         names = [frame_name(f) for f in frames]
         for name in set(names):
@@ -102,6 +123,11 @@ def summarize(raw: Path, top: int) -> str:
         for name in ours_frames:
             ours[name] += count
     out = [f"samples: {total}, busy (not waiting for I/O): {n_busy} ({100 * n_busy / total:.0f}%)"]
+    out.append(
+        f"own share (our per-step code: runtime and examples' self time but the ASGI wrappers', "
+        f"and logging, JSON, metrics, validation inclusive): {100 * own / n_busy:.1f}% of the "
+        "busy samples"
+    )
     out.append(f"\n## top {top} by inclusive share of busy samples")
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in inclusive.most_common(top)]
     out.append(f"\n## top {top} by self share (leaf frame)")

@@ -31,6 +31,7 @@ class Cell:
     errors: int
     runs: int
     rps_by_rep: dict[int, float]
+    cpu_by_rep: dict[int, float]
 
 
 Key = tuple[str, str, str]  # (group, scenario, target)
@@ -51,6 +52,7 @@ def summarize(results: dict[str, Any]) -> Summary:
             errors=sum(s["errors"] for s in samples),
             runs=len(samples),
             rps_by_rep={s["rep"]: s["rps"] for s in samples},
+            cpu_by_rep={s["rep"]: s["service_cpu_ms_per_op"] for s in samples if s["ops"]},
         )
     return summary
 
@@ -63,11 +65,21 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a is not None and b else "-"
 
 
-def paired(a: Cell | None, b: Cell | None) -> str:
-    """Median of the throughput ratios of the runs of one repetition, with their range."""
+def ratios(a: Cell, b: Cell, cpu: bool = False) -> list[float]:
+    """The ratios a/b of the runs of each repetition (throughput, or service CPU per op)."""
+    x, y = (a.cpu_by_rep, b.cpu_by_rep) if cpu else (a.rps_by_rep, b.rps_by_rep)
+    return sorted(x[r] / y[r] for r in x if y.get(r))
+
+
+def paired(a: Cell | None, b: Cell | None, cpu: bool = False) -> str:
+    """Median of the ratios of the runs of each repetition, with their range."""
     if a is None or b is None:
         return "-"
-    ratios = sorted(a.rps_by_rep[r] / b.rps_by_rep[r] for r in a.rps_by_rep if b.rps_by_rep.get(r))
+    ratios_ = ratios(a, b, cpu)
+    return spread(ratios_)
+
+
+def spread(ratios: list[float]) -> str:
     if not ratios:
         return "-"
     median = statistics.median(ratios)
@@ -83,22 +95,23 @@ def scenarios_of(summary: Summary, group: str) -> list[str]:
 def ratio_table(summary: Summary) -> str:
     ceiling = summary.get(("main", "noop", "ts"))
     lines = [
-        "| scenario | Python ops/s | TS ops/s | **Py/TS** | Py/ceiling | TS/ceiling "
-        "| p50 ms Py / TS "
-        "| p99 ms Py / TS | service CPU ms/op Py / TS | server CPU ms/op Py / TS |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | **service CPU/op Py/TS** | service CPU ms/op Py / TS "
+        "| **ops/s Py/TS** | Python ops/s | TS ops/s | Py/ceiling | TS/ceiling "
+        "| p50 ms Py / TS | p99 ms Py / TS | server CPU ms/op Py / TS |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in scenarios_of(summary, "main"):
         py, ts = summary.get(("main", name, "py")), summary.get(("main", name, "ts"))
         if py is None or ts is None:
             continue
         lines.append(
-            f"| {name} | {_num(py.rps)} | {_num(ts.rps)} | **{paired(py, ts)}** "
+            f"| {name} | **{paired(py, ts, cpu=True)}** "
+            f"| {_num(py.service_cpu_ms_per_op, 2)} / {_num(ts.service_cpu_ms_per_op, 2)} "
+            f"| **{paired(py, ts)}** | {_num(py.rps)} | {_num(ts.rps)} "
             f"| {_ratio(py.rps, ceiling.rps if ceiling else None)} "
             f"| {_ratio(ts.rps, ceiling.rps if ceiling else None)} "
             f"| {_num(py.p50_ms, 1)} / {_num(ts.p50_ms, 1)} "
             f"| {_num(py.p99_ms, 1)} / {_num(ts.p99_ms, 1)} "
-            f"| {_num(py.service_cpu_ms_per_op, 2)} / {_num(ts.service_cpu_ms_per_op, 2)} "
             f"| {_num(py.server_cpu_ms_per_op, 2)} / {_num(ts.server_cpu_ms_per_op, 2)} |"
         )
     return "\n".join(lines)
@@ -112,6 +125,8 @@ VARIANT_NAMES = {
     "py-uv": "hypercorn, uvloop",
     "py-gr": "granian (embedded), uvloop",
     "py-gra": "granian (embedded), asyncio",
+    "py-312": "default on Python 3.12",
+    "py-313": "default on Python 3.13",
     "py-cand": "candidate services (--candidate)",
     "ts": "TypeScript SDK (peer)",
 }
@@ -125,9 +140,10 @@ def variant_table(
     summary: Summary, group: str = "variants", default: dict[str, str] | None = None
 ) -> str:
     lines = [
-        "| scenario | variant | ops/s | vs default | **vs TS** | p50 ms | p99 ms "
-        "| service CPU ms/op | server CPU ms/op | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | variant | **service CPU/op vs TS** | service CPU ms/op | CPU/op vs default "
+        "| ops/s | ops/s vs default | **ops/s vs TS** | p50 ms | p99 ms "
+        "| server CPU ms/op | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in scenarios_of(summary, group):
         base = summary.get((group, scenario, "py"))
@@ -137,14 +153,46 @@ def variant_table(
             cell = summary.get((group, scenario, label))
             if cell is None:
                 continue
+            vs_ts = label != "ts"
             lines.append(
-                f"| {scenario} | {title} | {_num(cell.rps)} | {paired(cell, base)} "
-                f"| **{paired(cell, ts) if label != 'ts' else '1.00'}** "
+                f"| {scenario} | {title} | **{paired(cell, ts, cpu=True) if vs_ts else '1.00'}** "
+                f"| {_num(cell.service_cpu_ms_per_op, 2)} | {paired(cell, base, cpu=True)} "
+                f"| {_num(cell.rps)} | {paired(cell, base)} "
+                f"| **{paired(cell, ts) if vs_ts else '1.00'}** "
                 f"| {_num(cell.p50_ms, 1)} | {_num(cell.p99_ms, 1)} "
-                f"| {_num(cell.service_cpu_ms_per_op, 2)} "
                 f"| {_num(cell.server_cpu_ms_per_op, 2)} | {_num(cell.rss_peak_mb, 0)} |"
             )
     return "\n".join(lines)
+
+
+def _range(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    if not values:
+        return "-"
+    v = sorted(x * scale for x in values)
+    return f"{statistics.median(v):.{digits}f} ({v[0]:.{digits}f}-{v[-1]:.{digits}f})"
+
+
+def load_section(results: dict[str, Any]) -> str:
+    """The machine's load before, during and after the run (a shared machine: other work
+    competes for the cores, and the ratios are only as steady as this)."""
+    samples = results["samples"]
+    with_load = [s for s in samples if s.get("machine_busy")]
+    if not with_load:
+        return "Not recorded by this run."
+    cores = results["machine"]["cores"]
+    return "\n".join(
+        [
+            f"- 1/5/15-minute load average at the start: {results.get('load_start', '-')}; "
+            f"at the end: {results.get('load_end', '-')} ({cores} cores).",
+            "- During the load runs (median and range over the "
+            f"{len(with_load)} runs): 1-minute load average at the end of a run "
+            f"{_range([s['load_after'] for s in with_load])}; share of the machine's CPU busy "
+            f"{_range([s['machine_busy'] for s in with_load], 100, 0)}%, of which "
+            f"{_range([s['others_busy'] for s in with_load], 100, 0)}% by processes other than "
+            "the service under load, restate-server and the load tool (other work on the machine, "
+            "the idle targets of this run).",
+        ]
+    )
 
 
 def process_table(results: dict[str, Any], summary: Summary) -> str:
@@ -237,6 +285,84 @@ def versions() -> dict[str, str]:
     }
 
 
+def stability_table(first: dict[str, Any], second: dict[str, Any]) -> str:
+    """The medians of two runs of the same tree side by side (`bench/run.py --compare`): the
+    ratios Py/TS of service CPU per operation and of throughput, and how far apart they are."""
+    a, b = summarize(first), summarize(second)
+    lines = [
+        f"| scenario | CPU/op Py/TS, {first['started']} | {second['started']} | apart "
+        f"| ops/s Py/TS, first | second | apart |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in scenarios_of(a, "main"):
+        row = [name]
+        for cpu in (True, False):
+            meds = []
+            for summary in (a, b):
+                py, ts = summary.get(("main", name, "py")), summary.get(("main", name, "ts"))
+                r = ratios(py, ts, cpu) if py and ts else []
+                meds.append(statistics.median(r) if r else None)
+            x, y = meds
+            apart = f"{100 * abs(y - x) / x:.0f}%" if x and y else "-"
+            row += [_num(x, 2), _num(y, 2), apart]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+README = REPO / "README.md"
+README_BEGIN = "<!-- bench:summary (written by bench/report.py from the last run) -->"
+README_END = "<!-- /bench:summary -->"
+
+
+def _median_of(cells: list[tuple[Cell | None, Cell | None]], cpu: bool) -> list[float]:
+    return [statistics.median(r) for a, b in cells if a and b and (r := ratios(a, b, cpu))]
+
+
+def readme_summary(results: dict[str, Any], summary: Summary) -> str:
+    """The README's benchmark paragraph: this run's figures, generated, not typed."""
+    default = results.get("python_default") or OLD_DEFAULT
+    main = scenarios_of(summary, "main")
+    pairs = [(summary.get(("main", s, "py")), summary.get(("main", s, "ts"))) for s in main]
+    cpu, rps = _median_of(pairs, cpu=True), _median_of(pairs, cpu=False)
+    if not cpu:
+        return ""
+    per = ", ".join(
+        f"{s} {paired(py, ts, cpu=True).split(' ')[0]}"
+        for s, (py, ts) in zip(main, pairs, strict=True)
+    )
+    text = (
+        f"In the last run ({results['started']}, {results['reps']} alternated repetitions of "
+        f"{results['seconds']:.0f} s; load average {results.get('load_start', '-')} at the "
+        f"start) the default Python services ({default['SERVER']}, {default['EVENT_LOOP']}) "
+        f"spent {min(cpu):.2f}-{max(cpu):.2f}x the TypeScript SDK's service CPU per operation "
+        f"(medians: {per}) and reached {min(rps):.2f}-{max(rps):.2f} of its throughput."
+    )
+    for label in ("py-hc", "py-gr", "py-312", "py-313"):
+        rows = [
+            (summary.get(("variants", s, label)), summary.get(("variants", s, "py")))
+            for s in scenarios_of(summary, "variants")
+        ]
+        vs_default = _median_of(rows, cpu=True)
+        if vs_default:
+            name = VARIANT_NAMES[label]
+            text += (
+                f" {name[0].upper()}{name[1:]}, alternated in the same run: "
+                f"{min(vs_default):.2f}-{max(vs_default):.2f}x the default's CPU per operation "
+                f"({', '.join(scenarios_of(summary, 'variants'))})."
+            )
+    return text
+
+
+def write_readme(results: dict[str, Any], summary: Summary, readme: Path = README) -> None:
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return
+    before, rest = text.split(README_BEGIN, 1)
+    _, after = rest.split(README_END, 1)
+    paragraph = readme_summary(results, summary)
+    readme.write_text(f"{before}{README_BEGIN}\n{paragraph}\n{README_END}{after}")
+
+
 def write(results: dict[str, Any], summary: Summary, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     png = path.with_suffix(".png")
@@ -278,8 +404,11 @@ Generated by `make bench` (`{results["command"]}`) on {results["started"]}, in
 
 ## Python against TypeScript and the ceiling
 Ops are calls (wrk scenarios) or whole round trips (`signup`, `blocks`); ceiling = `NoopTs`.
-**Py/TS** is the median of the throughput ratios of the two runs of each repetition (their
-range in brackets); the other columns are medians over the repetitions.
+The primary figure is **service CPU/op Py/TS**: the median of the ratios of the service's CPU
+per operation in the two runs of each repetition (their range in brackets). On a shared
+2-core machine it moves much less than throughput, which restate-server and other work on the
+machine share. **ops/s Py/TS** likewise for throughput; the other columns are medians over
+the repetitions.
 
 {ratio_table(summary)}
 
@@ -292,6 +421,9 @@ default Python service and to the TypeScript peer run in the same repetitions. `
 
 {variant_table(summary, "variants", default)}
 {candidate}
+## Machine load
+{load_section(results)}
+
 ## Start-up and memory
 {process_table(results, summary)}
 

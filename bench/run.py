@@ -1,6 +1,6 @@
 """Benchmarks the Python example services against the TypeScript SDK and a no-op ceiling.
 
-    .venv/bin/python bench/run.py            # full run (about 18 min): docs/benchmarks.md + .png
+    .venv/bin/python bench/run.py            # full run (about 20 min): docs/benchmarks.md + .png
     .venv/bin/python bench/run.py --smoke    # a few seconds a scenario, no thresholds, for CI
 
 One real restate-server; the Python services (`python -m examples_runtime`), the same examples
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -54,6 +55,7 @@ SUBSCRIPTION = json.dumps(
     }
 )
 GREET_KEYS = 1000
+DEFAULT_REPORT = REPO / "docs" / "benchmarks.md"  # and README's benchmark paragraph
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,37 @@ VARIANT_ENV = {
     "py-uv": {"SERVER": "hypercorn", "EVENT_LOOP": "uvloop"},
     "py-gr": {"SERVER": "granian", "EVENT_LOOP": "uvloop"},
     "py-gra": {"SERVER": "granian", "EVENT_LOOP": "asyncio"},
+    "py-312": {},  # the defaults on another interpreter (INTERPRETERS)
+    "py-313": {},
 }
+# Interpreter variants: pyenv's Python, in a venv with the project's pinned dependencies
+# (made once into the cache by `interpreter()`).
+INTERPRETERS = {"py-312": "3.12", "py-313": "3.13"}
+CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
+
+
+def interpreter(minor: str) -> Path | None:
+    """A venv's python of pyenv's newest `minor` (3.12, ...) with the pinned dependencies of
+    the services, made into the cache on first use; None when pyenv has no such Python."""
+    import tomllib
+
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = sorted(
+        (p for p in root.glob(f"{minor}.*") if (p / "bin" / "python").exists()),
+        key=lambda p: [int(x) for x in p.name.split(".") if x.isdigit()],
+    )
+    if not found:
+        log(f"no Python {minor} under {root}: its variant is left out")
+        return None
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    digest = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:12]
+    venv = CACHE / "bench-python" / f"{found[-1].name}-{digest}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        log(f"making {venv} (Python {found[-1].name}, the services' pinned dependencies)")
+        subprocess.run([str(found[-1] / "bin" / "python"), "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *deps], check=True)
+    return python
 
 
 def python_default() -> dict[str, str]:
@@ -173,13 +205,12 @@ SERVER_LOOP_VARIANTS = tuple(
     for label in ("py-hc", "py-uv", "py-gr", "py-gra")
     if VARIANT_ENV[label] != python_default()
 )
-VARIANTS = ("py-w2", "py-h1", *SERVER_LOOP_VARIANTS)
-# The variants of each scenario of the variants group (the server/loop ones in all three).
-VARIANT_SCENARIOS = {
-    "greet-many": VARIANTS,
-    "subscriptions": VARIANTS,
-    "signup": SERVER_LOOP_VARIANTS,
-}
+# The variants a run measures by default (`--variants` picks others): the other server on
+# its loop and the interpreters. Workers, HTTP/1.1 and the other loops were measured and
+# rejected before (bench/findings.md); they stay selectable.
+DEFAULT_VARIANTS = ("py-hc", "py-312", "py-313")
+# The scenarios of the variants group.
+VARIANT_SCENARIOS = ("greet-many", "subscriptions", "signup")
 
 
 # The example settings of every benchmark run: no injected failures, short delays. The TS peer
@@ -197,7 +228,8 @@ PYTHON_SETTINGS = {
 
 
 def python_env(example: str, ingress: str, services_dir: Path | None) -> dict[str, str]:
-    paths = [str(p) for p in (services_dir, REPO) if p is not None]
+    # services/ for interpreters whose venv does not have the project installed (py-312, ...)
+    paths = [str(p) for p in (services_dir, REPO, REPO / "services") if p is not None]
     return {
         "RESTATE_INGRESS_URL": ingress,
         "PYTHONPATH": os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(":"),
@@ -240,6 +272,13 @@ class Bench:
         self.samples: list[Sample] = []
         self.active: dict[str, str] = {}  # Restate deployment URL last registered per example
         self.counter = itertools.count()
+        self.interpreters: dict[str, Path] = {}
+        for label in args.variants:
+            if label in INTERPRETERS and (python := interpreter(INTERPRETERS[label])):
+                self.interpreters[label] = python
+        # An interpreter pyenv lacks is left out (logged).
+        found = self.interpreters
+        self.variants = [v for v in args.variants if v in found or v not in INTERPRETERS]
 
     def python(self, example: str, label: str = "py") -> Target:
         key = (example, label)
@@ -255,6 +294,7 @@ class Bench:
                 env,
                 app,
                 http_11=label == "py-h1",
+                interpreter=self.interpreters.get(label),
             )
             self._start(key, target)
         return self.targets[key]
@@ -342,13 +382,14 @@ class Bench:
                     (ts_example, self.typescript(ts_example)),
                 ]
                 self.compare(scenario, pair)
-            if self.args.variants:
-                for name, variants in VARIANT_SCENARIOS.items():
+            if self.variants:
+                for name in VARIANT_SCENARIOS:
                     if name not in self.args.scenarios:
                         continue
                     scenario = SCENARIOS[name]
                     example, ts_example = scenario.examples
-                    group = [(example, self.python(example, label)) for label in ("py", *variants)]
+                    labels = ("py", *self.variants)
+                    group = [(example, self.python(example, label)) for label in labels]
                     group.append((ts_example, self.typescript(ts_example)))
                     self.compare(scenario, group, "variants")
             if self.args.candidate:
@@ -402,14 +443,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="a few seconds, no report")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of one load run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one load run")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up per target, seconds")
-    parser.add_argument("--reps", type=int, default=3, help="alternating repetitions")
+    parser.add_argument("--reps", type=int, default=5, help="alternating repetitions")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--round-trips", type=int, default=16, help="driver concurrency")
     parser.add_argument("--scenarios", nargs="*", choices=list(SCENARIOS), default=list(SCENARIOS))
-    parser.add_argument("--no-variants", dest="variants", action="store_false")
-    parser.add_argument("--startup-reps", type=int, default=3)
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        choices=list(VARIANT_ENV),
+        default=[v for v in DEFAULT_VARIANTS if VARIANT_ENV[v] != python_default()],
+        help="Python variants alternated with the default and the TS peer",
+    )
+    parser.add_argument("--no-variants", dest="variants", action="store_const", const=[])
+    parser.add_argument("--startup-reps", type=int, default=2)
     parser.add_argument(
         "--services",
         type=Path,
@@ -432,17 +480,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--report",
         type=Path,
-        default=REPO / "docs" / "benchmarks.md",
+        default=DEFAULT_REPORT,
         help="the Markdown report (the plot goes beside it, .png)",
     )
     parser.add_argument("--no-report", dest="write_report", action="store_false")
     parser.add_argument(
         "--render", type=Path, default=None, help="only rewrite the report from these raw results"
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar="JSON",
+        help="only print the medians of two runs' raw results side by side",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.seconds, args.warmup, args.reps, args.startup_reps = 1.0, 0.0, 1, 1
-        args.variants, args.write_report = False, False
+        args.variants, args.write_report = [], False
         args.connections, args.round_trips = 8, 4
         if args.scenarios == list(SCENARIOS):
             args.scenarios = ["greet-many", "signup", "blocks", "noop"]
@@ -451,15 +506,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.compare:
+        first, second = (json.loads(p.read_text()) for p in args.compare)
+        print(report.stability_table(first, second))
+        return
     if args.render:
         rendered = json.loads(args.render.read_text())
         report.write(rendered, report.summarize(rendered), args.report)
+        if args.report == DEFAULT_REPORT:
+            report.write_readme(rendered, report.summarize(rendered))
         log(f"report: {args.report}")
         return
     command = shlex.join(
         [".venv/bin/python", "bench/run.py", *(sys.argv[1:] if argv is None else argv)]
     )
     started = time.time()
+    load_start = " / ".join(Path("/proc/loadavg").read_text().split()[:3])
     driver_bin = setup()
     with tempfile.TemporaryDirectory(prefix="restate-bench-") as tmp:
         results = Bench(args, Path(tmp), driver_bin).main()
@@ -474,6 +536,8 @@ def main(argv: list[str] | None = None) -> None:
         wall_s=round(time.time() - started),
         versions=report.versions(),
         python_default=python_default(),
+        load_start=load_start,
+        load_end=" / ".join(Path("/proc/loadavg").read_text().split()[:3]),
     )
     json_path = args.json or (BENCH / "results" / ("smoke.json" if args.smoke else "latest.json"))
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -486,6 +550,8 @@ def main(argv: list[str] | None = None) -> None:
             print(report.variant_table(summary, group, python_default()))
     if args.write_report:
         report.write(results, summary, args.report)
+        if args.report == DEFAULT_REPORT:
+            report.write_readme(results, summary)
         log(f"report: {args.report}")
     samples: list[dict[str, object]] = results["samples"]  # type: ignore[assignment]
     failed = [s for s in samples if s["ops"] == 0]

@@ -6,5 +6,6 @@
 - `handlers`: input validation (HTTP 400) and instrumentation wrapped around every handler.
 - `stubs`: the `@stub` decorator for pretend external systems that fail on purpose.
 - `app`: the ASGI app of one service (Restate endpoint plus /healthz, /readyz, /metrics).
-- `serve`: hypercorn configured for Restate, with graceful shutdown on SIGTERM.
+- `serve`: runs a service under the configured server (`granian_server`, `hypercorn_server`),
+  one process or several (`workers`), with the graceful shutdown of `shutdown` on SIGTERM.
 """

@@ -16,10 +16,12 @@ from testkit.restate import SuiteFactory
 @pytest.mark.parametrize(
     ("server", "loop", "workers"),
     [
-        ("granian", "uvloop", "1"),
+        ("granian", "uvloop", "1"),  # the default
         ("granian", "asyncio", "1"),
         ("granian", "uvloop", "2"),
+        ("hypercorn", "asyncio", "1"),
         ("hypercorn", "uvloop", "1"),
+        ("hypercorn", "asyncio", "2"),
     ],
 )
 def test_server_and_loop_serve_restate_probes_and_metrics(

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from testkit.processes import wait_until
 from testkit.restate import Suite, SuiteFactory
@@ -164,12 +165,15 @@ def sigterm_under_load(suite: Suite, cycle: int) -> list[str]:
     return load.invocations
 
 
+# Both servers (SERVER): the drain (examples_runtime/shutdown.py) must hold whichever runs.
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
 def test_sigterm_under_load_finishes_in_flight_work_and_exits_cleanly(
-    make_suite: SuiteFactory,
+    make_suite: SuiteFactory, server: str
 ) -> None:
     suite = make_suite(
         "building-blocks",
         env={
+            "SERVER": server,
             "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
             "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0",
             "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
@@ -189,3 +193,51 @@ def test_sigterm_under_load_finishes_in_flight_work_and_exits_cleanly(
         "AND target_service_name IN ('SubscriptionObject', 'MyService')"
     )
     assert not_completed == []
+
+
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
+def test_while_draining_readyz_is_503_and_new_invocations_wait_for_the_next_process(
+    make_suite: SuiteFactory, server: str
+) -> None:
+    # A long grace: the process drains for as long as its in-flight invocation runs.
+    suite = make_suite(
+        "building-blocks",
+        env={
+            "SERVER": server,
+            "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
+            "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0",
+            "SHUTDOWN_GRACE_SECONDS": "60",
+        },
+    )
+    service = suite["building-blocks"]
+    in_flight = suite.ingress.post("/MyService/run/send").json()["invocationId"]
+    wait_until(
+        lambda: in_flight in httpx.get(f"{service.url}/awakeables").json(),
+        30,
+        "the handler to wait on its awakeable",
+    )
+    awakeable = httpx.get(f"{service.url}/awakeables").json()[in_flight]
+
+    service.process.signal(signal.SIGTERM)
+    wait_until(
+        lambda: httpx.get(f"{service.url}/readyz").status_code == 503, 10, "/readyz to say 503"
+    )
+    # A new invocation is refused by the draining process: Restate keeps retrying it.
+    late = suite.ingress.post("/SubscriptionObject/late/create/send", json="late").json()
+    status = f"SELECT status FROM sys_invocation WHERE id = '{late['invocationId']}'"
+    wait_until(
+        lambda: suite.server.query(status) == [{"status": "backing-off"}],
+        30,
+        "Restate to retry the invocation the draining process refused",
+    )
+    assert service.process.running, "exited while an invocation was in flight"
+
+    # The invocation in flight finishes on this process; then it exits cleanly.
+    suite.ingress.post(f"/restate/awakeables/{awakeable}/resolve", json="draining")
+    result = suite.ingress.get(f"/restate/invocation/{in_flight}/attach")
+    assert result.json()["greeting"] == "draining", result.text
+    assert service.process.wait(EXIT_WITHIN) == 0, service.process.tail()
+
+    service.start()  # the refused invocation runs on the next process
+    answer = suite.ingress.get(f"/restate/invocation/{late['invocationId']}/attach")
+    assert (answer.status_code, answer.json()) == (200, "SUCCESS"), answer.text

@@ -1,4 +1,4 @@
-"""WORKERS > 1: hypercorn worker processes share the port; metrics and shutdown cover all."""
+"""WORKERS > 1: worker processes share the port; metrics and shutdown cover all (both servers)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 import signal
 
 import httpx
+import pytest
 
 from testkit.restate import SuiteFactory
 
@@ -15,8 +16,11 @@ def attempts(metrics: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_two_workers_serve_and_report_metrics_of_both(make_suite: SuiteFactory) -> None:
-    suite = make_suite("user-object", env={"WORKERS": "2"})
+@pytest.mark.parametrize("server", ["granian", "hypercorn"])
+def test_two_workers_serve_and_report_metrics_of_both(
+    make_suite: SuiteFactory, server: str
+) -> None:
+    suite = make_suite("user-object", env={"WORKERS": "2", "SERVER": server})
     service = suite["user-object"]
     for i in range(20):
         answer = suite.ingress.post(f"/GreeterObject/worker-{i}/greet", json="Hi")
