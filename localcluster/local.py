@@ -18,8 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from testkit.cluster import hoststate, node
-from testkit.cluster.controlplane import (
+from localcluster import hoststate, node
+from localcluster.controlplane import (
     REPO_ROOT,
     Components,
     ControlPlane,
@@ -33,7 +33,7 @@ CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/rest
 # The host's values from before the first node started: machine-wide, like the node itself.
 SYSCTLS_RECORD = Path("/var/lib/restate-examples-node.sysctls.json")
 IMAGES_ARCHIVE = CACHE / "images" / "images.tar"
-IMAGES_SH = REPO_ROOT / "deploy" / "images.sh"
+IMAGES_SH = REPO_ROOT / "localcluster" / "images" / "images.sh"
 DEFAULT_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"
 API_PORT = 6443
 NODE_READY_TIMEOUT = 120.0

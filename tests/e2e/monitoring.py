@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from testkit.cluster.controlplane import REPO_ROOT
-from testkit.cluster.fixtures import RealCluster
+from localcluster.controlplane import REPO_ROOT
+from plugins.real_cluster import RealCluster
 
 NAMESPACE = "monitoring"
 # The Prometheus Operator release whose ServiceMonitor CRD the chart is tested against.

@@ -5,7 +5,7 @@
    pull them from (``RESTATE_EXAMPLES_IMAGE_PREFIX`` is put before every image repository);
 2. kind, where a Docker engine and kind exist: the images are built with ``docker build`` and
    loaded with ``kind load`` (cluster ``RESTATE_EXAMPLES_KIND_CLUSTER``, made if missing);
-3. else the local real node (``testkit.cluster.local``, root): the images are built with
+3. else the local real node (``localcluster.local``, root): the images are built with
    ``deploy/images.sh`` and imported into its containerd. A node already started by
    ``make cluster`` is reused and left running; one started here is stopped at the end.
 The same tests run on all three.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.cluster import local
-from testkit.cluster.controlplane import (
+from localcluster import local
+from localcluster.controlplane import (
     REPO_ROOT,
     KubeStartupError,
     find_tool,
