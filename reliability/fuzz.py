@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import catalog
 import httpx
 
 from reliability import common
 from testkit.processes import eventually
 from testkit.restate import ExampleService, RestateServer, install_restate
 
-SERVICES = ["SubscriptionService", "GreeterObject", "SignupWorkflow", "MyService"]
-SERVICES += ["SubscriptionObject"]
+SERVICES = [service for e in catalog.EXAMPLES for service in e.restate_services]
 MiB = 1024 * 1024
 LIMIT = 32 * MiB  # Restate's ingress refuses larger bodies (413)
 
@@ -119,7 +119,7 @@ class Fuzz:
                     ),
                 },
             )
-            for name in ("subscriptions", "user-object", "signup-workflow", "building-blocks")
+            for name in catalog.BY_NAME
         }
         self.tally = Tally()
         self.ingress = httpx.Client(

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import catalog
 import httpx
 
 from reliability import common
@@ -121,7 +122,7 @@ class Soak:
             name: ExampleService(
                 name, workdir, {"RESTATE_INGRESS_URL": self.server.ingress_url, **common}
             )
-            for name in ("subscriptions", "user-object", "signup-workflow", "building-blocks")
+            for name in catalog.BY_NAME
         }
         self.lock = threading.Lock()
         self.client_retries: Counter[str] = Counter()  # why a client had to send again
@@ -662,14 +663,9 @@ class Soak:
             target = str(row["target"])
             example = next(
                 (
-                    name
-                    for prefix, name in (
-                        ("SubscriptionService", "subscriptions"),
-                        ("GreeterObject", "user-object"),
-                        ("SignupWorkflow", "signup-workflow"),
-                        ("MyService", "building-blocks"),
-                        ("SubscriptionObject", "building-blocks"),
-                    )
+                    e.name
+                    for e in catalog.EXAMPLES
+                    for prefix in e.restate_services
                     if target.startswith(prefix)
                 ),
                 "other",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import catalog
 import httpx
 
 from testkit.ports import free_port
@@ -20,13 +21,8 @@ from testkit.processes import Process, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Container name -> ASGI app of each example.
-EXAMPLES = {
-    "subscriptions": "subscriptions.service:app",
-    "building-blocks": "building_blocks.service:app",
-    "user-object": "user_object.service:app",
-    "signup-workflow": "signup_workflow.service:app",
-}
+# Name -> ASGI app of each example (services/catalog.py).
+EXAMPLES = {e.name: e.app for e in catalog.EXAMPLES}
 
 # Faster invocation retries than the production default (500 ms doubling to 1 min), so that
 # tests with injected failures finish in seconds; the semantics are the same.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the suite's images without Docker and without a registry, with podman:
-#   - the five targets of the unchanged Dockerfile (subscriptions, building-blocks,
-#     user-object, signup-workflow, operator), tagged exactly as the chart renders them;
+#   - the targets of the unchanged Dockerfile (each example's stage, FROM service, and the
+#     operator's), tagged exactly as the chart renders them;
 #   - restate-server (and restatectl) 1.7.12 from their npm packages, tagged as the chart's
 #     default Restate image, so the cluster runs the same server the tests use.
 # Where a registry is reachable the Dockerfile's official Python base is used; otherwise a base
@@ -31,7 +31,9 @@ app_version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/
 tag="${TAG:-$app_version}"
 restate_version="$(sed -n '/^restate:/,/^[a-z]/s/^    tag: *"\(.*\)"$/\1/p' "$chart/values.yaml")"
 restate_repo="$(sed -n '/^restate:/,/^[a-z]/s/^    repository: *\(.*\)$/\1/p' "$chart/values.yaml")"
-targets=(subscriptions building-blocks user-object signup-workflow operator)
+# The Dockerfile's targets: every example's stage (FROM service) and the operator's.
+mapfile -t targets < <(sed -n 's/^FROM service AS \([a-z0-9-]*\)$/\1/p' "$repo/Dockerfile")
+targets+=(operator)
 refs=()
 for t in "${targets[@]}"; do refs+=("docker.io/library/restate-examples-$t:$tag"); done
 restate_ref="$restate_repo:$restate_version"

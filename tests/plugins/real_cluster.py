@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from catalog import IMAGE_VALUES
 
 from localcluster import local
 from localcluster.controlplane import (
@@ -38,14 +39,6 @@ from testkit.processes import eventually
 ENV_KUBECONFIG = "RESTATE_EXAMPLES_KUBECONFIG"
 ENV_IMAGE_PREFIX = "RESTATE_EXAMPLES_IMAGE_PREFIX"
 ENV_KIND_CLUSTER = "RESTATE_EXAMPLES_KIND_CLUSTER"
-# Dockerfile target -> the chart's values key of its image.
-IMAGE_VALUES = {
-    "subscriptions": "examples.subscriptions",
-    "building-blocks": "examples.buildingBlocks",
-    "user-object": "examples.userObject",
-    "signup-workflow": "examples.signupWorkflow",
-    "operator": "operator",
-}
 
 
 class CommandError(AssertionError):
