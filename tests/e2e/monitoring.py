@@ -20,8 +20,8 @@ NAMESPACE = "monitoring"
 PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
 SCRAPE_CONFIG = REPO_ROOT / "deploy" / "monitoring" / "prometheus.yml"
-# The local node has Prometheus built from its Go module as an image (deploy/images.sh);
-# elsewhere, the upstream image of the same release.
+# The local node has Prometheus built from its Go module as an image
+# (localcluster/images/images.sh); elsewhere, the upstream image of the same release.
 IMAGES = {
     "local-node": "localhost/restate-examples-prometheus:test",
     "default": "quay.io/prometheus/prometheus:v3.16.0",

@@ -6,7 +6,7 @@
 2. kind, where a Docker engine and kind exist: the images are built with ``docker build`` and
    loaded with ``kind load`` (cluster ``RESTATE_EXAMPLES_KIND_CLUSTER``, made if missing);
 3. else the local real node (``localcluster.local``, root): the images are built with
-   ``deploy/images.sh`` and imported into its containerd. A node already started by
+   ``localcluster/images/images.sh`` and imported into its containerd. A node already started by
    ``make cluster`` is reused and left running; one started here is stopped at the end.
 The same tests run on all three.
 """
