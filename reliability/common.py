@@ -183,7 +183,7 @@ def run_cli(
     flag, field_name, help_text = option
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--short", action="store_true", help="the short version (pytest's)")
-    parser.add_argument(flag, type=int, dest="figure", help=help_text)
+    parser.add_argument(flag, type=int, dest="figure", metavar=field_name.upper(), help=help_text)
     parser.add_argument("--no-save", action="store_true", help="do not write docs/reliability.*")
     parser.add_argument("--keep", type=Path, help="keep the logs and Restate's data here")
     args = parser.parse_args()
