@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
-.PHONY: run test lint venv restate controlplane node-packages images cluster cluster-down bench clean
+.PHONY: run test lint venv restate controlplane node-packages images cluster cluster-down env bench clean
 .PHONY: soak fuzz mutants
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
@@ -23,25 +23,29 @@ restate:
 
 # Kubernetes control-plane and node binaries, helm, CoreDNS, built from Go modules into the cache.
 controlplane:
-	@tests/controlplane/build.sh
+	@localcluster/tools/build.sh
 
 # podman, containerd, the CNI plugins, mmdebstrap... from Debian (root; only what is missing).
 node-packages:
-	@deploy/node-packages.sh
+	@localcluster/node-packages.sh
 
 # The five images of the Dockerfile and restate-server's, with podman (no Docker, no registry),
 # loaded into the local node when it runs (else at `make cluster`).
 images: venv node-packages restate
-	@deploy/images.sh --save $(RESTATE_EXAMPLES_CACHE)/images/images.tar >/dev/null
-	@PYTHONPATH=tests $(PY) -m testkit.cluster load-images
+	@localcluster/images/images.sh --save $(RESTATE_EXAMPLES_CACHE)/images/images.tar >/dev/null
+	@$(PY) -m localcluster load-images
 
 # A real single-node Kubernetes on this machine (root): prints the kubeconfig path.
 cluster: venv controlplane node-packages
-	@PYTHONPATH=tests $(PY) -m testkit.cluster up
+	@$(PY) -m localcluster up
 
 # Stops it and removes everything it left on the host (processes, mounts, bridge, chains...).
 cluster-down: venv
-	@PYTHONPATH=tests $(PY) -m testkit.cluster down
+	@$(PY) -m localcluster down
+
+# The exports for kubectl and helm on the cluster: `eval "$$(make -s env)"` (after `make cluster`).
+env: venv
+	@$(PY) -m localcluster env
 
 # First command of the README: the four examples behind a real Restate server.
 run: venv restate
@@ -54,7 +58,7 @@ test: venv restate controlplane node-packages lint
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services operator tests scripts bench
+	$(VENV)/bin/mypy services operator localcluster testkit tests scripts bench reliability
 
 # Python vs the TypeScript SDK vs a no-op ceiling on one real server: docs/benchmarks.md
 # (about 20 minutes; installs wrk from Debian, Node 22 and the TypeScript peer from npm).
@@ -64,12 +68,12 @@ bench: venv restate
 # Thousands of invocations while processes are SIGKILLed, crash or get SIGTERM and
 # restate-server is SIGKILLed; checked from the effects: docs/reliability.md (a few minutes).
 soak: venv restate
-	$(PY) bench/soak.py
+	$(PY) -m reliability.soak
 
 # schemathesis with Restate's OpenAPI documents, raw malformed bodies, the services' own
 # routes: no 5xx, 4xx naming the problem, nothing left retrying: docs/reliability.md.
 fuzz: venv restate
-	$(PY) bench/fuzz.py
+	$(PY) -m reliability.fuzz
 
 clean:
 	rm -rf $(VENV)
@@ -78,5 +82,5 @@ clean:
 # policies, operator), each run against the tests that claim it: every one must make a test
 # fail. Report in docs/reliability.md. Not part of `make test` (tens of minutes).
 mutants: venv restate controlplane node-packages
-	$(PY) reliability/mutants.py
+	$(PY) -m reliability.mutants
 

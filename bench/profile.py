@@ -19,14 +19,11 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for entry in (REPO / "tests", REPO):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
+from bench.harness import python_target
+from bench.run import SCENARIOS, Run, python_env, setup
+from testkit.restate import RestateServer, install_restate
 
-from bench.harness import python_target  # noqa: E402
-from bench.run import SCENARIOS, Run, python_env, setup  # noqa: E402
-from testkit.restate import RestateServer, install_restate  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 IDLE = re.compile(r"\((selectors|threading|queue)\.py:\d+\)$|^(select|poll|epoll)\b|\bwait \(")

@@ -28,13 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for entry in (REPO / "tests", REPO):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
-
-from bench import report  # noqa: E402
-from bench.harness import (  # noqa: E402
+from bench import report
+from bench.harness import (
     BENCH,
     Load,
     Sample,
@@ -45,7 +40,9 @@ from bench.harness import (  # noqa: E402
     ts_target,
     wrk,
 )
-from testkit.restate import RestateServer, install_restate  # noqa: E402
+from testkit.restate import RestateServer, install_restate
+
+REPO = Path(__file__).resolve().parents[1]
 
 SUBSCRIPTION = json.dumps(
     {

@@ -18,17 +18,13 @@ import time
 from pathlib import Path
 
 import httpx
+from catalog import EXAMPLES
 from honcho.manager import Manager
 from honcho.printer import Message
 
 REPO = Path(__file__).resolve().parents[1]
 INGRESS, ADMIN = "http://localhost:8080", "http://localhost:9070"
-SERVICES = {  # name: (port, ASGI app)
-    "subscriptions": (9081, "subscriptions.service:app"),
-    "building-blocks": (9082, "building_blocks.service:app"),
-    "user-object": (9083, "user_object.service:app"),
-    "signup-workflow": (9084, "signup_workflow.service:app"),
-}
+SERVICES = {e.name: (e.port, e.app) for e in EXAMPLES}  # name: (port, ASGI app)
 
 TRY_THESE = f"""
 The four examples are registered. Try them (README.md explains each):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.cluster.fixtures import ClusterImages, ImageEngine, by_archive, run
+from plugins.real_cluster import ClusterImages, ImageEngine, by_archive, run
 
 pytestmark = pytest.mark.skipif(
     shutil.which("podman") is None, reason="needs podman (make node-packages installs it)"

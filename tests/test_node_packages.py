@@ -3,7 +3,7 @@
 A machine with Docker's packages has `containerd.io`, which provides and conflicts with
 `containerd` and `runc`: installing Debian's `containerd` there would remove it (and Docker).
 Here a real Debian package like it is built with dpkg-deb and installed into a throwaway root
-(`dpkg --root`), and `deploy/node-packages.sh --plan --root` (the real dpkg-query and a real
+(`dpkg --root`), and `localcluster/node-packages.sh --plan --root` (the real dpkg-query and a real
 `apt-get -s` with this machine's apt lists) must use it, not plan to replace it.
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 from testkit.restate import REPO
 
-NODE_PACKAGES = REPO / "deploy" / "node-packages.sh"
+NODE_PACKAGES = REPO / "localcluster" / "node-packages.sh"
 APT_LISTS = Path("/var/lib/apt/lists")
 
 

@@ -12,13 +12,11 @@ its awakeable: the log line (and GET /awakeables on this service) gives the id a
 from datetime import timedelta
 
 import restate
-from fastapi import FastAPI
 
+from building_blocks.awakeables import awakeables_app
 from building_blocks.stubs import PENDING_AWAKEABLES, announce_awakeable, charge_bank_account
 from examples_runtime.app import create_app
 from examples_runtime.settings import get_settings
-
-settings = get_settings()
 
 # A small virtual object to call and message. (The original names it SubscriptionService;
 # service names are global in a Restate server, and example 0 has that name.)
@@ -62,7 +60,9 @@ async def run(ctx: restate.Context) -> dict[str, object]:
     PENDING_AWAKEABLES.pop(ctx.request().id, None)
 
     # 5. DURABLE TIMERS: a sleep that survives crashes and restarts (the timer is in Restate),
-    #    and a message scheduled for later.
+    #    and a message scheduled for later. (The original sleeps 5 s and cancels after a day;
+    #    both are settings here, so that the tests run in seconds.)
+    settings = get_settings()
     await ctx.sleep(timedelta(seconds=settings.building_blocks_sleep_seconds))
     ctx.object_send(
         cancel, key="my-sub-123", arg=None,
@@ -80,13 +80,5 @@ async def run(ctx: restate.Context) -> dict[str, object]:
     return {"rpcResult": rpc_result, "greeting": greeting, "charged": charged}
 
 
-# The outside view of block 4: which awakeables this process is waiting on.
-awakeables_app = FastAPI()
-
-
-@awakeables_app.get("/awakeables")
-async def pending_awakeables() -> dict[str, str]:
-    return PENDING_AWAKEABLES
-
-
+# Restate's endpoint, and the outside view of block 4 (awakeables.py) on the same port.
 app = create_app([my_service, subscription_object], awakeables_app)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import catalog
 import pytest
 import yaml
 
@@ -29,16 +30,10 @@ WORKLOAD_CRD_FILE = CHART / "crds" / "restateworkloads.yaml"
 RELEASE = "demo"
 NAMESPACE = "examples"
 FULLNAME = f"{RELEASE}-restate-examples"
-EXAMPLES = ("subscriptions", "building-blocks", "user-object", "signup-workflow")
+EXAMPLES = tuple(e.name for e in catalog.EXAMPLES)
 # Dockerfile targets (= image names after "restate-examples-") and their key in values.yaml.
-TARGETS = (*EXAMPLES, "operator")
-VALUE_KEYS = {
-    "subscriptions": "examples.subscriptions",
-    "building-blocks": "examples.buildingBlocks",
-    "user-object": "examples.userObject",
-    "signup-workflow": "examples.signupWorkflow",
-    "operator": "operator",
-}
+TARGETS = tuple(catalog.IMAGE_VALUES)
+VALUE_KEYS = catalog.IMAGE_VALUES
 
 Obj = dict[str, Any]
 
@@ -52,7 +47,7 @@ RFC8032_PUBLIC = "publickeyv1_FVen3X669xLzsi6N2V91DoiyzHzg1uAgqiT8jZ9nS96Z"
 
 
 def find_helm() -> Path | None:
-    """helm from the test control plane's build (tests/controlplane/build.sh), else $PATH."""
+    """helm from the test control plane's build (localcluster/tools/build.sh), else $PATH."""
     candidates: list[Path] = []
     with contextlib.suppress(KubeStartupError):  # not built: try $PATH
         candidates.append(resolve_bin_dir() / "helm")
@@ -65,7 +60,7 @@ def find_helm() -> Path | None:
 def require_helm() -> Path:
     helm = find_helm()
     if helm is None:
-        reason = "helm is not built: run `make controlplane` (tests/controlplane/build.sh)"
+        reason = "helm is not built: run `make controlplane` (localcluster/tools/build.sh)"
         if os.environ.get("CI"):
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)

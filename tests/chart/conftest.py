@@ -1,4 +1,4 @@
-"""Fixtures of the chart tests (the ``kube`` fixture comes from testkit.kube)."""
+"""Fixtures of the chart tests (the ``kube`` fixture comes from tests/plugins/kube.py)."""
 
 from __future__ import annotations
 

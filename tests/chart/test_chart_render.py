@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import catalog
 import pytest
 import yaml
 from chart.chartkit import (
@@ -126,12 +127,7 @@ def test_restate_services(default: list[Obj]) -> None:
 
 
 def test_examples(default: list[Obj]) -> None:
-    apps = {
-        "subscriptions": "subscriptions.service:app",
-        "building-blocks": "building_blocks.service:app",
-        "user-object": "user_object.service:app",
-        "signup-workflow": "signup_workflow.service:app",
-    }
+    apps = {e.name: e.app for e in catalog.EXAMPLES}
     for example, app in apps.items():
         name = f"{FULLNAME}-{example}"
         workload = named(default, "RestateWorkload", name)

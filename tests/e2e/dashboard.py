@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from e2e.monitoring import PrometheusApi
 
-from testkit.cluster.controlplane import REPO_ROOT
+from localcluster.controlplane import REPO_ROOT
 
 DASHBOARD = (
     REPO_ROOT / "deploy" / "helm" / "restate-examples" / "dashboards" / "restate-examples.json"

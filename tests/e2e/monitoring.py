@@ -12,16 +12,16 @@ from typing import Any
 
 import httpx
 
-from testkit.cluster.controlplane import REPO_ROOT
-from testkit.cluster.fixtures import RealCluster
+from localcluster.controlplane import REPO_ROOT
+from plugins.real_cluster import RealCluster
 
 NAMESPACE = "monitoring"
 # The Prometheus Operator release whose ServiceMonitor CRD the chart is tested against.
 PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
 SCRAPE_CONFIG = REPO_ROOT / "deploy" / "monitoring" / "prometheus.yml"
-# The local node has Prometheus built from its Go module as an image (deploy/images.sh);
-# elsewhere, the upstream image of the same release.
+# The local node has Prometheus built from its Go module as an image
+# (localcluster/images/images.sh); elsewhere, the upstream image of the same release.
 IMAGES = {
     "local-node": "localhost/restate-examples-prometheus:test",
     "default": "quay.io/prometheus/prometheus:v3.16.0",

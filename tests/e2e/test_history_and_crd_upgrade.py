@@ -30,8 +30,8 @@ from e2e.test_rollouts import (
     version_of,
 )
 
-from testkit.cluster.controlplane import REPO_ROOT
-from testkit.cluster.fixtures import RealCluster
+from localcluster.controlplane import REPO_ROOT
+from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]

@@ -24,8 +24,8 @@ import pytest
 from e2e import monitoring
 from e2e.dashboard import render_latency_panel
 
-from testkit.cluster.controlplane import REPO_ROOT
-from testkit.cluster.fixtures import RealCluster
+from localcluster.controlplane import REPO_ROOT
+from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]

@@ -1,6 +1,6 @@
 """End to end on a real cluster: the chart installed as the README says, on real pods.
 
-The cluster comes from ``testkit.cluster.fixtures.real_cluster``: any cluster given by
+The cluster comes from ``plugins.real_cluster.real_cluster``: any cluster given by
 RESTATE_EXAMPLES_KUBECONFIG, else kind where Docker and kind exist, else the local real node
 (kubelet + containerd on this machine). The same tests run on all three.
 
@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from testkit.cluster.fixtures import RealCluster
+from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
 
 # Generous: on a cold machine the first test also waits for the images to be built.

@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 import pytest
 
-from testkit.cluster.controlplane import REPO_ROOT
-from testkit.cluster.fixtures import RealCluster
+from localcluster.controlplane import REPO_ROOT
+from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]

@@ -1,20 +1,14 @@
-"""The bounded fuzz run (bench/fuzz.py --short): schemathesis with the OpenAPI documents
-Restate serves for the four examples, raw malformed bodies, and hypothesis against the
-services' own routes (/verify, /awakeables)."""
+"""The bounded fuzz run (python -m reliability.fuzz --short): schemathesis with the OpenAPI
+documents Restate serves for the four examples, raw malformed bodies, and hypothesis against
+the services' own routes (/verify, /awakeables)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from testkit.restate import REPO
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.fuzz import SERVICES, SHORT, run_fuzz
+from reliability.fuzz import SERVICES, SHORT, run_fuzz
 
 
 @pytest.mark.timeout(240)

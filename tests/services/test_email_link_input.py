@@ -1,8 +1,9 @@
 """The email link (GET /verify/<user>?secret=) answers any user id and secret without a 5xx.
 
-Found by fuzzing (bench/fuzz.py): a secret outside ASCII was put as is in an HTTP header (500),
-a user id with "?" or "#" cut Restate's URL short and a second click with another secret was
-refused by Restate with 409; both came back as 502, as if Restate were down.
+Found by fuzzing (reliability/fuzz.py): a secret outside ASCII was put as is in an HTTP
+header (500), a user id with "?" or "#" cut Restate's URL short and a second click with
+another secret was refused by Restate with 409; both came back as 502, as if Restate were
+down.
 """
 
 from __future__ import annotations

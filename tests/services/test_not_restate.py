@@ -1,7 +1,7 @@
 """A request to a service's Restate endpoint that does not come from Restate gets a 4xx that
 says so, not an empty 500 and a traceback.
 
-Found by fuzzing (bench/fuzz.py): `POST /invoke/<service>/<handler>` with JSON, no content
+Found by fuzzing (reliability/fuzz.py): `POST /invoke/<service>/<handler>` with JSON, no content
 type or an unknown protocol version made the SDK raise out of the ASGI app.
 """
 

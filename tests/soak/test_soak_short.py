@@ -1,20 +1,15 @@
-"""The short soak (bench/soak.py --short): a few hundred operations of the four examples while
-service processes are SIGKILLed, crash themselves (FAILURE_MODE=crash) or get SIGTERM, and
-restate-server is SIGKILLed once and restarted on its data. Checked from the effects."""
+"""The short soak (python -m reliability.soak --short): a few hundred operations of the four
+examples while service processes are SIGKILLed, crash themselves (FAILURE_MODE=crash) or get
+SIGTERM, and restate-server is SIGKILLed once and restarted on its data. Checked from the
+effects."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from testkit.restate import REPO
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench.soak import SHORT, run_soak
+from reliability.soak import SHORT, run_soak
 
 
 @pytest.mark.timeout(300)

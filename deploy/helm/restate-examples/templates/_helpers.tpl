@@ -84,26 +84,6 @@ examples.restate.dev/example: {{ .example }}
 
 {{/* ------------------------------------------------------------------ examples */}}
 
-{{/* The four examples: values key -> resource suffix, ASGI app, Restate services. */}}
-{{- define "rx.exampleCatalog" -}}
-subscriptions:
-  name: subscriptions
-  app: subscriptions.service:app
-  restateServices: [SubscriptionService]
-buildingBlocks:
-  name: building-blocks
-  app: building_blocks.service:app
-  restateServices: [MyService, SubscriptionObject]
-userObject:
-  name: user-object
-  app: user_object.service:app
-  restateServices: [GreeterObject]
-signupWorkflow:
-  name: signup-workflow
-  app: signup_workflow.service:app
-  restateServices: [SignupWorkflow]
-{{- end -}}
-
 {{/* An example's RestateWorkload and stable Service: (dict "root" $ "example" "user-object").
      At most 52 characters: each version's Service adds "-<10 hex chars>" (a DNS label). */}}
 {{- define "rx.exampleName" -}}

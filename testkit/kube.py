@@ -1,16 +1,15 @@
-"""pytest plugin: a Kubernetes cluster for the test suite, without Docker.
+"""A Kubernetes cluster for the test suite, without Docker: :class:`Kube`, the handle the
+``kube`` fixture (``tests/plugins/kube.py``) yields.
 
-The session fixture ``kube`` is the test control plane (``testkit.cluster.controlplane``:
-etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, whose fake node runs
-no container) on 127.0.0.1 with free ports, from the binaries of ``tests/controlplane/build.sh``
-(``make controlplane``). If ``RESTATE_EXAMPLES_KUBECONFIG`` is set, that existing cluster
-(kind or real) is used instead and nothing is started. The end-to-end tests on real pods use
-``testkit.cluster.fixtures`` instead.
+That cluster is the test control plane (``localcluster.controlplane``: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and kwok, whose fake node runs no container) on
+127.0.0.1 with free ports, from the binaries of ``localcluster/tools/build.sh``
+(``make controlplane``), or the existing cluster ``RESTATE_EXAMPLES_KUBECONFIG`` names (kind
+or real). The end-to-end tests on real pods use ``plugins.real_cluster`` instead.
 
 The API server runs with RBAC, service-account token signing and a static admin token
-(``system:masters``). The fixture yields a :class:`Kube` with an admin kubeconfig,
-``api_client()``, ``as_service_account()``, ``kubectl()``/``helm()`` helpers and
-namespace helpers; the ``namespace`` fixture gives each test a fresh namespace.
+(``system:masters``). A :class:`Kube` has an admin kubeconfig, ``api_client()``,
+``as_service_account()``, ``kubectl()``/``helm()`` helpers and namespace helpers.
 
 Environment:
   RESTATE_EXAMPLES_KUBECONFIG       use this cluster instead of starting one
@@ -33,12 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
 
-from testkit.cluster import kubeconfig as kc
-from testkit.cluster.controlplane import (
+from localcluster import kubeconfig as kc
+from localcluster.controlplane import (
     ControlPlane,
     KubeStartupError,
     find_tool,
@@ -52,8 +50,6 @@ __all__ = [
     "Kube",
     "KubeCommandError",
     "KubeStartupError",
-    "kube",
-    "namespace",
     "resolve_bin_dir",
 ]
 
@@ -227,36 +223,3 @@ class Kube:
             yield name
         finally:
             self.delete_namespace(name)
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    """The session's Kubernetes cluster (local control plane or RESTATE_EXAMPLES_KUBECONFIG)."""
-    workdir = tmp_path_factory.mktemp("kube")
-    external = os.environ.get(ENV_KUBECONFIG)
-    if external:
-        try:
-            bin_dir: Path | None = resolve_bin_dir()
-        except KubeStartupError:
-            bin_dir = None  # kubectl/helm from $PATH
-        yield Kube(kubeconfig=Path(external), bin_dir=bin_dir, workdir=workdir)
-        return
-    try:
-        bin_dir = resolve_bin_dir()
-    except KubeStartupError as e:
-        pytest.fail(str(e), pytrace=False)
-    cp = ControlPlane(
-        bin_dir, workdir=workdir / "controlplane", keep_workdir=bool(os.environ.get(ENV_KEEP))
-    )
-    with cp:
-        yield Kube(kubeconfig=cp.kubeconfig, bin_dir=bin_dir, workdir=workdir, control_plane=cp)
-
-
-@pytest.fixture
-def namespace(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, deleted afterwards."""
-    with kube.temp_namespace(request.node.name) as name:
-        yield name

@@ -1,7 +1,7 @@
 """Fuzzing every public endpoint of the four examples, with input nobody here chose.
 
-    .venv/bin/python bench/fuzz.py             # make fuzz: writes docs/reliability.json/.md
-    .venv/bin/python bench/fuzz.py --short     # the bounded run of the pytest suite
+    .venv/bin/python -m reliability.fuzz         # make fuzz: writes docs/reliability.json/.md
+    .venv/bin/python -m reliability.fuzz --short # the bounded run of the pytest suite
 
 - schemathesis, with the OpenAPI document Restate's admin API serves for each registered
   service (`GET /services/<name>/openapi`), against the Restate ingress: schema-valid
@@ -20,11 +20,8 @@ right (the greeter counts equal the requests that succeeded; the documented requ
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -34,16 +31,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import catalog
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package
-
-from bench import reliability
+from reliability import common
 from testkit.processes import eventually
 from testkit.restate import ExampleService, RestateServer, install_restate
 
-SERVICES = ["SubscriptionService", "GreeterObject", "SignupWorkflow", "MyService"]
-SERVICES += ["SubscriptionObject"]
+SERVICES = [service for e in catalog.EXAMPLES for service in e.restate_services]
 MiB = 1024 * 1024
 LIMIT = 32 * MiB  # Restate's ingress refuses larger bodies (413)
 
@@ -124,7 +119,7 @@ class Fuzz:
                     ),
                 },
             )
-            for name in ("subscriptions", "user-object", "signup-workflow", "building-blocks")
+            for name in catalog.BY_NAME
         }
         self.tally = Tally()
         self.ingress = httpx.Client(
@@ -446,10 +441,10 @@ class Fuzz:
 
     def after(self) -> dict[str, Any]:
         deadline = time.monotonic() + 30
-        pending = reliability.not_completed(self.server)
+        pending = common.not_completed(self.server)
         while time.monotonic() < deadline and any(r["status"] != "scheduled" for r in pending):
             time.sleep(1)
-            pending = reliability.not_completed(self.server)
+            pending = common.not_completed(self.server)
         retrying = [r for r in pending if r["status"] != "scheduled"]
         for row in _outcomes(self.server, list(self.tally.sent_invalid)):
             if row["status"] == "scheduled":
@@ -460,9 +455,9 @@ class Fuzz:
                     f"{row['status']} {row.get('completion_result')} "
                     f"{row.get('completion_failure')}"
                 )
-        retried = reliability.retried(self.server)
-        healthy = reliability.services_healthy(self.services.values())
-        stored = reliability.greeter_counts(self.server)
+        retried = common.retried(self.server)
+        healthy = common.services_healthy(self.services.values())
+        stored = common.greeter_counts(self.server)
         expected, checked = _expected_greeter_counts(self.tally.greeter_ops)
         mismatches = {
             k: [stored.get(k, 0), v] for k, v in expected.items() if stored.get(k, 0) != v
@@ -563,7 +558,7 @@ class Fuzz:
         import schemathesis
 
         self.started = time.time()
-        with reliability.StubFollower(self.services.values(), self._on_stub):
+        with common.StubFollower(self.services.values(), self._on_stub):
             self.schemathesis()
             raw = self.raw()
             self.routes()
@@ -720,29 +715,13 @@ def run_fuzz(config: FuzzConfig, workdir: Path) -> dict[str, Any]:
         fuzz.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", action="store_true", help="the bounded run (pytest's)")
-    parser.add_argument("--examples", type=int, help="examples per operation and mode")
-    parser.add_argument("--no-save", action="store_true", help="do not write docs/reliability.*")
-    parser.add_argument("--keep", type=Path, help="keep the logs and Restate's data here")
-    args = parser.parse_args()
-    config = SHORT if args.short else FuzzConfig()
-    if args.examples:
-        config = FuzzConfig(**{**asdict(config), "examples": args.examples})
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        result = run_fuzz(config, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="fuzz-") as workdir:
-            result = run_fuzz(config, Path(workdir))
-    summary = {k: v for k, v in result.items() if k not in ("raw", "answers", "config")}
-    print(json.dumps(summary, indent=1, default=str))
-    if not args.no_save:
-        reliability.save("fuzz", result)
-        print(f"wrote {reliability.REPORT.relative_to(reliability.REPO)}")
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k not in ("raw", "answers", "config")}
+
+
+def _failed(result: dict[str, Any]) -> bool:
     after = result["after"]
-    bad = (
+    return bool(
         result["failure_count"]
         or result["raw_failures"]
         or result["negative_accepted"]
@@ -751,7 +730,18 @@ def main() -> None:
         or after["greeter_mismatches"]
         or not after["documented_requests_ok"]
     )
-    raise SystemExit(1 if bad else 0)
+
+
+def main() -> None:
+    common.run_cli(
+        "fuzz",
+        __doc__.split("\n\n")[0],
+        (FuzzConfig(), SHORT),
+        run_fuzz,
+        ("--examples", "examples", "examples per operation and mode"),
+        _summary,
+        _failed,
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from testkit.cluster import hoststate, node
-from testkit.cluster.controlplane import (
+from localcluster import hoststate, node
+from localcluster.controlplane import (
     REPO_ROOT,
     Components,
     ControlPlane,
@@ -33,7 +33,7 @@ CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/rest
 # The host's values from before the first node started: machine-wide, like the node itself.
 SYSCTLS_RECORD = Path("/var/lib/restate-examples-node.sysctls.json")
 IMAGES_ARCHIVE = CACHE / "images" / "images.tar"
-IMAGES_SH = REPO_ROOT / "deploy" / "images.sh"
+IMAGES_SH = REPO_ROOT / "localcluster" / "images" / "images.sh"
 DEFAULT_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"
 API_PORT = 6443
 NODE_READY_TIMEOUT = 120.0
@@ -79,7 +79,7 @@ def running() -> ClusterInfo | None:
 
 
 def chart_app_version() -> str:
-    """The chart's appVersion: the tag of the suite's images (deploy/images.sh tags them so)."""
+    """The chart's appVersion: the tag of the suite's images (images.sh tags them so)."""
     chart = (REPO_ROOT / "deploy" / "helm" / "restate-examples" / "Chart.yaml").read_text()
     for line in chart.splitlines():
         if line.startswith("appVersion:"):
@@ -88,7 +88,7 @@ def chart_app_version() -> str:
 
 
 def podman_env() -> dict[str, str]:
-    """podman with deploy/images.sh's own storage and configuration (no global setting)."""
+    """podman with images.sh's own storage and configuration (no global setting)."""
     cache = CACHE / "images"
     return {
         **os.environ,

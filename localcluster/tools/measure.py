@@ -1,7 +1,7 @@
 """Measure the test control plane: start time to healthy and resident memory; with --node,
 the local real cluster (control plane + node) instead (root; stopped after each run).
 
-Usage: PYTHONPATH=tests .venv/bin/python tests/controlplane/measure.py [--runs N] [--node]
+Usage: .venv/bin/python localcluster/tools/measure.py [--runs N] [--node]
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from testkit.cluster import local
-from testkit.cluster.controlplane import ControlPlane, resolve_bin_dir
+from localcluster import local
+from localcluster.controlplane import ControlPlane, resolve_bin_dir
 from testkit.processes import rss_bytes
 
 

@@ -1,4 +1,4 @@
-"""A real Kubernetes control plane from the binaries of ``tests/controlplane/build.sh``:
+"""A real Kubernetes control plane from the binaries of ``localcluster/tools/build.sh``:
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and optionally kwok (fake
 nodes whose pods become Running and Ready without running anything).
 
@@ -26,13 +26,13 @@ import httpx
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
 
-from testkit.cluster import kubeconfig as kc
-from testkit.cluster.pki import CertificateAuthority, KeyPair, service_account_keys
+from localcluster import kubeconfig as kc
+from localcluster.pki import CertificateAuthority, KeyPair, service_account_keys
 from testkit.ports import free_port
 from testkit.processes import Process, stop_pid
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-BUILD_SH = REPO_ROOT / "tests" / "controlplane" / "build.sh"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILD_SH = REPO_ROOT / "localcluster" / "tools" / "build.sh"
 ENV_BIN_DIR = "RESTATE_EXAMPLES_CONTROLPLANE_BIN"
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -52,7 +52,7 @@ class KubeStartupError(RuntimeError):
 
 def resolve_bin_dir(*, build: bool = False) -> Path:
     """The directory with the built binaries: $RESTATE_EXAMPLES_CONTROLPLANE_BIN, or the
-    cache of ``tests/controlplane/build.sh`` (built first if ``build`` is true)."""
+    cache of ``localcluster/tools/build.sh`` (built first if ``build`` is true)."""
     override = os.environ.get(ENV_BIN_DIR)
     if override:
         return Path(override)
@@ -61,7 +61,7 @@ def resolve_bin_dir(*, build: bool = False) -> Path:
     if proc.returncode != 0:
         raise KubeStartupError(
             "the Kubernetes binaries are not built: run `make controlplane` "
-            "(tests/controlplane/build.sh; a cold build takes 10-30 minutes)\n" + proc.stderr
+            "(localcluster/tools/build.sh; a cold build takes 10-30 minutes)\n" + proc.stderr
         )
     return Path(proc.stdout.strip().splitlines()[-1])
 

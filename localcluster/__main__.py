@@ -1,18 +1,20 @@
-"""``python -m testkit.cluster up|down|status|load-images`` (``make cluster``, ``make
-cluster-down``, ``make images``): the local real cluster as a command."""
+"""``python -m localcluster up|down|status|load-images|env`` (``make cluster``, ``make
+cluster-down``, ``make images``, ``make env``): the local real cluster as a command."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
-from testkit.cluster import local, node
+from localcluster import local, node
+from localcluster.controlplane import KubeStartupError, resolve_bin_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testkit.cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the cluster (or reuse the running one)")
     up.add_argument(
@@ -24,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop it and remove everything it left on the host")
     sub.add_parser("status", help="print the running cluster's record (exit 1 if none)")
     sub.add_parser("load-images", help=f"load {local.IMAGES_ARCHIVE} into the running node")
+    sub.add_parser(
+        "env",
+        help="print the shell exports for kubectl and helm on the cluster "
+        '(eval "$(python -m localcluster env)")',
+    )
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -49,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         refs = local.load_images()
         print(f"node images: {len(refs)}", file=sys.stderr)
+    elif args.command == "env":
+        try:
+            bin_dir = resolve_bin_dir()
+        except KubeStartupError as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"')
+        print(f"export KUBECONFIG={shlex.quote(str(local.DEFAULT_KUBECONFIG))}")
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the go.mod/go.sum files of the modules in tests/controlplane/ (kube, kwok, helm,
+# Regenerates the go.mod/go.sum files of the modules in localcluster/tools/ (kube, kwok, helm,
 # coredns, localpath, kuberouter, prometheus) from versions.env. Run it after bumping a
 # version there, then commit the results.
 #
@@ -57,4 +57,4 @@ single_module coredns github.com/coredns/coredns "$COREDNS_VERSION"
 single_module localpath github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
 single_module kuberouter github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION"
 single_module prometheus github.com/prometheus/prometheus "$PROMETHEUS_VERSION"
-echo "done; commit tests/controlplane/*/go.mod and go.sum (and raise GO_VERSION in versions.env if a go line now needs more: tests/test_go_version.py)"
+echo "done; commit localcluster/tools/*/go.mod and go.sum (and raise GO_VERSION in versions.env if a go line now needs more: tests/test_go_version.py)"

@@ -19,9 +19,9 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
 
-from testkit.cluster import hoststate
-from testkit.cluster import kubeconfig as kc
-from testkit.cluster.controlplane import SERVICE_CIDR, Components, ControlPlane, http_ok
+from localcluster import hoststate
+from localcluster import kubeconfig as kc
+from localcluster.controlplane import SERVICE_CIDR, Components, ControlPlane, http_ok
 
 NODE_NAME = "restate-examples-node"
 BRIDGE = "rxbr0"
@@ -173,7 +173,8 @@ def ctr(paths: NodePaths, *args: str, timeout: float = 600) -> str:
 
 
 def load_images(paths: NodePaths, archive: Path) -> list[str]:
-    """Imports an image archive (``deploy/images.sh --save``); returns the node's image refs."""
+    """Imports an image archive (``localcluster/images/images.sh --save``); returns the node's
+    image refs."""
     ctr(paths, "images", "import", "--no-unpack", str(archive))
     return ctr(paths, "images", "list", "--quiet").split()
 

@@ -1,7 +1,5 @@
-"""A real Restate server and the example services as real processes, for tests and benchmarks.
-
-Used as a pytest plugin (fixtures `restate_bin`, `suite`, `make_suite`) and as a library by the
-benchmark harness.
+"""A real Restate server and the example services as real processes, for the tests (through
+the fixtures of ``tests/plugins/restate.py``), the benchmarks and the reliability runs.
 """
 
 from __future__ import annotations
@@ -10,26 +8,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import catalog
 import httpx
-import pytest
 
 from testkit.ports import free_port
 from testkit.processes import Process, ProcessExited, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
-# Container name -> ASGI app of each example.
-EXAMPLES = {
-    "subscriptions": "subscriptions.service:app",
-    "building-blocks": "building_blocks.service:app",
-    "user-object": "user_object.service:app",
-    "signup-workflow": "signup_workflow.service:app",
-}
+# Name -> ASGI app of each example (services/catalog.py).
+EXAMPLES = {e.name: e.app for e in catalog.EXAMPLES}
 
 # Faster invocation retries than the production default (500 ms doubling to 1 min), so that
 # tests with injected failures finish in seconds; the semantics are the same.
@@ -229,23 +222,6 @@ def start_suite(
     return suite
 
 
-@pytest.fixture(scope="session")
-def restate_bin() -> Path:
-    return install_restate()
-
-
-@pytest.fixture(scope="session")
-def suite(restate_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
-    """The four examples, with failures injected as in the original, behind one server."""
-    started = start_suite(
-        restate_bin,
-        tmp_path_factory.mktemp("suite"),
-        env={"BUILDING_BLOCKS_SLEEP_SECONDS": "0.2", "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "1"},
-    )
-    yield started
-    started.close()
-
-
 class SuiteFactory:
     def __init__(self, bin_dir: Path, tmp_path: Path) -> None:
         self.bin_dir = bin_dir
@@ -263,12 +239,3 @@ class SuiteFactory:
         started = start_suite(self.bin_dir, workdir, names or tuple(EXAMPLES), env, server_env)
         self.started.append(started)
         return started
-
-
-@pytest.fixture
-def make_suite(restate_bin: Path, tmp_path: Path) -> Iterator[SuiteFactory]:
-    """Starts a private server and services for a test that kills, crashes or reconfigures."""
-    factory = SuiteFactory(restate_bin, tmp_path)
-    yield factory
-    for started in factory.started:
-        started.close()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the suite's images without Docker and without a registry, with podman:
-#   - the five targets of the unchanged Dockerfile (subscriptions, building-blocks,
-#     user-object, signup-workflow, operator), tagged exactly as the chart renders them;
+#   - the targets of the unchanged Dockerfile (each example's stage, FROM service, and the
+#     operator's), tagged exactly as the chart renders them;
 #   - restate-server (and restatectl) 1.7.12 from their npm packages, tagged as the chart's
 #     default Restate image, so the cluster runs the same server the tests use.
 # Where a registry is reachable the Dockerfile's official Python base is used; otherwise a base
@@ -9,10 +9,10 @@
 # into podman. The build host's CA bundle is mounted for pip during the build only; nothing of
 # the host is baked into an image.
 #
-# Usage: deploy/images.sh                build (cached layers make a warm run take seconds)
-#        deploy/images.sh --save FILE    also write every image into one docker-archive FILE
-#                                        (what `ctr images import` loads into containerd)
-#        deploy/images.sh --print-refs   print the image references and exit
+# Usage: images.sh                build (cached layers make a warm run take seconds)
+#        images.sh --save FILE    also write every image into one docker-archive FILE
+#                                 (what `ctr images import` loads into containerd)
+#        images.sh --print-refs   print the image references and exit
 # Environment: BASE_IMAGE=auto|local|<image ref> (default auto: the official base if it can be
 #              pulled within 20 s, else the local one); TAG (default: the chart's appVersion).
 # State (podman storage, the base image tarball) lives in
@@ -21,7 +21,7 @@
 # no global container setting changes.
 set -euo pipefail
 
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="${RESTATE_EXAMPLES_CACHE:-$HOME/.cache/restate-examples}/images"
 chart="$repo/deploy/helm/restate-examples"
 log() { printf 'images: %s\n' "$*" >&2; }
@@ -31,7 +31,9 @@ app_version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/
 tag="${TAG:-$app_version}"
 restate_version="$(sed -n '/^restate:/,/^[a-z]/s/^    tag: *"\(.*\)"$/\1/p' "$chart/values.yaml")"
 restate_repo="$(sed -n '/^restate:/,/^[a-z]/s/^    repository: *\(.*\)$/\1/p' "$chart/values.yaml")"
-targets=(subscriptions building-blocks user-object signup-workflow operator)
+# The Dockerfile's targets: every example's stage (FROM service) and the operator's.
+mapfile -t targets < <(sed -n 's/^FROM service AS \([a-z0-9-]*\)$/\1/p' "$repo/Dockerfile")
+targets+=(operator)
 refs=()
 for t in "${targets[@]}"; do refs+=("docker.io/library/restate-examples-$t:$tag"); done
 restate_ref="$restate_repo:$restate_version"
@@ -41,9 +43,9 @@ pause_ref="localhost/restate-examples-pause:3.0"
 # The base image (with a shell): the local node's volume provisioner runs its helper pods on it.
 local_base="localhost/restate-examples-base:bookworm"
 refs+=("$pause_ref" "$local_base")
-# Prometheus (built from its Go module by tests/controlplane/build.sh, when built) on that base:
+# Prometheus (built from its Go module by localcluster/tools/build.sh, when built) on that base:
 # the monitoring tests run it as a pod of the cluster.
-prometheus_bin="$("$repo/tests/controlplane/build.sh" --print-bin-dir 2>/dev/null)/prometheus" || true
+prometheus_bin="$("$repo/localcluster/tools/build.sh" --print-bin-dir 2>/dev/null)/prometheus" || true
 prometheus_ref="localhost/restate-examples-prometheus:test"
 [[ -x "$prometheus_bin" ]] && refs+=("$prometheus_ref")
 
@@ -55,7 +57,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--save FILE | --print-refs]" >&2; exit 2 ;;
 esac
 
-need() { command -v "$1" >/dev/null || { log "$1 is missing: run deploy/node-packages.sh"; exit 1; }; }
+need() { command -v "$1" >/dev/null || { log "$1 is missing: run localcluster/node-packages.sh"; exit 1; }; }
 need podman; need mmdebstrap; need npm
 
 # ------------------------------------------------------------------ podman, project-owned config
@@ -141,7 +143,7 @@ ctx="$cache/restate-context"
 rm -rf "$ctx"; mkdir -p "$ctx"
 cp -L "$restate_bin/restate-server" "$restate_bin/restatectl" "$ctx/"
 podman build --quiet --layers --build-arg "BASE=$base" --tag "$restate_ref" \
-  --file "$repo/deploy/restate-server.Containerfile" "$ctx" >/dev/null
+  --file "$repo/localcluster/images/restate-server.Containerfile" "$ctx" >/dev/null
 rm -rf "$ctx"
 log "built $restate_ref in $((SECONDS - t0))s"
 

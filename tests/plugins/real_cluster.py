@@ -5,8 +5,8 @@
    pull them from (``RESTATE_EXAMPLES_IMAGE_PREFIX`` is put before every image repository);
 2. kind, where a Docker engine and kind exist: the images are built with ``docker build`` and
    loaded with ``kind load`` (cluster ``RESTATE_EXAMPLES_KIND_CLUSTER``, made if missing);
-3. else the local real node (``testkit.cluster.local``, root): the images are built with
-   ``deploy/images.sh`` and imported into its containerd. A node already started by
+3. else the local real node (``localcluster.local``, root): the images are built with
+   ``localcluster/images/images.sh`` and imported into its containerd. A node already started by
    ``make cluster`` is reused and left running; one started here is stopped at the end.
 The same tests run on all three. A test that needs an image of its own (the rollout tests'
 incompatible one) gets it through ``RealCluster.images``: built with the engine the cluster's
@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from catalog import IMAGE_VALUES
 
-from testkit.cluster import local
-from testkit.cluster.controlplane import (
+from localcluster import local
+from localcluster.controlplane import (
     REPO_ROOT,
     KubeStartupError,
     find_tool,
@@ -42,14 +43,6 @@ from testkit.processes import eventually
 ENV_KUBECONFIG = "RESTATE_EXAMPLES_KUBECONFIG"
 ENV_IMAGE_PREFIX = "RESTATE_EXAMPLES_IMAGE_PREFIX"
 ENV_KIND_CLUSTER = "RESTATE_EXAMPLES_KIND_CLUSTER"
-# Dockerfile target -> the chart's values key of its image.
-IMAGE_VALUES = {
-    "subscriptions": "examples.subscriptions",
-    "building-blocks": "examples.buildingBlocks",
-    "user-object": "examples.userObject",
-    "signup-workflow": "examples.signupWorkflow",
-    "operator": "operator",
-}
 
 
 class CommandError(AssertionError):
@@ -168,7 +161,7 @@ def kind_images(name: str, engine: ImageEngine | None = None) -> ClusterImages:
 
 
 def local_node_images(tag: str) -> ClusterImages:
-    """The local real node: podman (deploy/images.sh's storage), imported into containerd."""
+    """The local real node: podman (images.sh's storage), imported into containerd."""
     engine = ImageEngine("podman", local.podman_env())
     return ClusterImages(engine, "docker.io/library/", tag, by_archive(engine, local.load_images))
 

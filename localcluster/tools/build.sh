@@ -68,7 +68,7 @@ case "$mode" in
   --print-key) echo "$key"; exit 0 ;;
   --print-bin-dir)
     if is_built; then echo "$bin"; exit 0; fi
-    log "not built yet: run 'make controlplane' (tests/controlplane/build.sh)"; exit 3 ;;
+    log "not built yet: run 'make controlplane' (localcluster/tools/build.sh)"; exit 3 ;;
   build) ;;
   *) echo "usage: $0 [--print-bin-dir|--print-key|--check-go]" >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@
 # root, not Debian, or only by removing something), it prints "node packages: skipped: REASON"
 # and exits 0: the local node tier is skipped, the rest of `make test` goes on.
 #
-# Usage: deploy/node-packages.sh [--plan [--root DIR]]   (--plan: print what it would do)
+# Usage: localcluster/node-packages.sh [--plan [--root DIR]]   (--plan: print what it would do)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 rc=0

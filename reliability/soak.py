@@ -1,8 +1,8 @@
 """Soak with faults: thousands of invocations of the four examples while processes die.
 
-    .venv/bin/python bench/soak.py             # make soak: >= 2,000 operations, writes
-                                               # docs/reliability.json and docs/reliability.md
-    .venv/bin/python bench/soak.py --short     # a few hundred, one server kill (the pytest)
+    .venv/bin/python -m reliability.soak         # make soak: >= 2,000 operations, writes
+                                                 # docs/reliability.json and docs/reliability.md
+    .venv/bin/python -m reliability.soak --short # a few hundred, one server kill (the pytest)
 
 One real `restate-server` and the four example services on loopback. Clients send a mix of
 the four examples; meanwhile the harness SIGKILLs service processes at random moments (a
@@ -14,14 +14,10 @@ lines, Restate's stored state and `sys_invocation`, the workflows' outputs.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import itertools
 import json
 import random
 import signal
-import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -31,11 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import catalog
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package
-
-from bench import reliability
+from reliability import common
 from testkit.processes import wait_until
 from testkit.restate import (
     ExampleService,
@@ -127,7 +122,7 @@ class Soak:
             name: ExampleService(
                 name, workdir, {"RESTATE_INGRESS_URL": self.server.ingress_url, **common}
             )
-            for name in ("subscriptions", "user-object", "signup-workflow", "building-blocks")
+            for name in catalog.BY_NAME
         }
         self.lock = threading.Lock()
         self.client_retries: Counter[str] = Counter()  # why a client had to send again
@@ -466,7 +461,7 @@ class Soak:
 
     def run(self) -> dict[str, Any]:
         self.t0 = time.time()
-        follower = reliability.StubFollower(self.services.values(), self._on_stub).__enter__()
+        follower = common.StubFollower(self.services.values(), self._on_stub).__enter__()
         injector = threading.Thread(target=self._inject_faults, daemon=True)
         injector.start()
         names, weights = zip(*self.config.mix, strict=True)
@@ -502,7 +497,7 @@ class Soak:
     def _settle(self, timeout: float = 60) -> None:
         """Waits for what the clients do not wait for (the delayed `cancel` messages)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and reliability.not_completed(self.server):
+        while time.monotonic() < deadline and common.not_completed(self.server):
             time.sleep(1)
 
     # --- the checks ----------------------------------------------------------------------------
@@ -513,7 +508,7 @@ class Soak:
             (name, r) for name, rs in records.items() for r in rs if r["message"] == "stub executed"
         ]
         crashes = [
-            (name, reliability.log_time(r))
+            (name, common.log_time(r))
             for name, rs in records.items()
             for r in rs
             if r["message"] == "injected failure: crashing the process"
@@ -523,7 +518,7 @@ class Soak:
         )
         for term in self.sigterms:
             term["stopped_logged"] = any(
-                r["message"] == "stopped" and term["time"] <= reliability.log_time(r)
+                r["message"] == "stopped" and term["time"] <= common.log_time(r)
                 for r in records[term["service"]]
             )
         deaths: list[tuple[float, str, str]] = [
@@ -542,12 +537,10 @@ class Soak:
         for name, r in executions:
             args = r["stub_args"]
             part = args[1] if r["step"] == "create_subscription" else ""
-            effects[(r["invocation_id"], r["step"], part)].append(
-                (reliability.log_time(r), name, r)
-            )
+            effects[(r["invocation_id"], r["step"], part)].append((common.log_time(r), name, r))
         progress: dict[str, list[float]] = defaultdict(list)
         for _, r in executions:
-            progress[r["invocation_id"]].append(reliability.log_time(r))
+            progress[r["invocation_id"]].append(common.log_time(r))
 
         by_cause: dict[str, list[float]] = defaultdict(list)
         dup_examples: list[str] = []
@@ -601,8 +594,8 @@ class Soak:
                 "lost": lost[name],
                 "duplicated_in_window": dup_per_example[name],
                 "duplicated_outside_window": outside_per_example[name],
-                "p50_s": reliability.percentile(times, 50),
-                "p99_s": reliability.percentile(times, 99),
+                "p50_s": common.percentile(times, 50),
+                "p99_s": common.percentile(times, 99),
             }
         all_times = [op.finished - op.started for op in self.ops if op.ok]
         totals = {
@@ -611,13 +604,13 @@ class Soak:
             "lost": sum(lost.values()),
             "duplicated_in_window": sum(dup_per_example.values()),
             "duplicated_outside_window": sum(outside_per_example.values()),
-            "p50_s": reliability.percentile(all_times, 50),
-            "p99_s": reliability.percentile(all_times, 99),
+            "p50_s": common.percentile(all_times, 50),
+            "p99_s": common.percentile(all_times, 99),
         }
         kills_by = Counter(k["service"] for k in self.kills)
         return {
             "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": reliability.machine(),
+            "machine": common.machine(),
             "config": asdict(self.config),
             "seed": self.config.seed,
             "concurrency": self.config.concurrency,
@@ -647,7 +640,7 @@ class Soak:
                 "by_cause": {
                     cause: {
                         "count": len(gaps),
-                        "gap_median_s": reliability.percentile(gaps, 50),
+                        "gap_median_s": common.percentile(gaps, 50),
                         "gap_max_s": max(gaps),
                     }
                     for cause, gaps in by_cause.items()
@@ -665,19 +658,14 @@ class Soak:
         gave_up = [op for op in self.ops if not op.ok]
         for op in gave_up:
             lost[op.example] += 1
-        pending = reliability.not_completed(self.server)
+        pending = common.not_completed(self.server)
         for row in pending:
             target = str(row["target"])
             example = next(
                 (
-                    name
-                    for prefix, name in (
-                        ("SubscriptionService", "subscriptions"),
-                        ("GreeterObject", "user-object"),
-                        ("SignupWorkflow", "signup-workflow"),
-                        ("MyService", "building-blocks"),
-                        ("SubscriptionObject", "building-blocks"),
-                    )
+                    e.name
+                    for e in catalog.EXAMPLES
+                    for prefix in e.restate_services
                     if target.startswith(prefix)
                 ),
                 "other",
@@ -703,7 +691,7 @@ class Soak:
                 same_payment["same"] += 1
         lost["subscriptions"] += missing
 
-        stored = reliability.greeter_counts(self.server)
+        stored = common.greeter_counts(self.server)
         keys = set(self.greets) | set(self.ungreets)
         mismatches = [k for k in keys if stored.get(k, 0) != self.greets[k] - self.ungreets[k]]
         lost["user-object"] += len(mismatches)  # a lost (or doubled) greeting
@@ -714,7 +702,7 @@ class Soak:
             for r in self.services["signup-workflow"].records("stub executed")
             if r["step"] == "send_email_with_link"
         )
-        runs = reliability.invocations_by_key(self.server, "SignupWorkflow", "run")
+        runs = common.invocations_by_key(self.server, "SignupWorkflow", "run")
         twice = sum(1 for n in runs.values() if n > 1)
         wrong_outputs = 0
         for op in self.ops:
@@ -770,28 +758,24 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
         soak.close()
 
 
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("faults", "totals", "checks", "window")}
+
+
+def _failed(result: dict[str, Any]) -> bool:
+    return bool(result["totals"]["lost"] or result["totals"]["duplicated_outside_window"])
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", action="store_true", help="the short version (pytest's)")
-    parser.add_argument("--operations", type=int, help="client operations")
-    parser.add_argument("--no-save", action="store_true", help="do not write docs/reliability.*")
-    parser.add_argument("--keep", type=Path, help="keep the logs and Restate's data here")
-    args = parser.parse_args()
-    config = SHORT if args.short else SoakConfig()
-    if args.operations:
-        config = dataclasses.replace(config, operations=args.operations)
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        result = run_soak(config, args.keep)
-    else:
-        with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
-            result = run_soak(config, Path(workdir))
-    print(json.dumps({k: result[k] for k in ("faults", "totals", "checks", "window")}, indent=1))
-    if not args.no_save:
-        reliability.save("soak", result)
-        print(f"wrote {reliability.REPORT.relative_to(reliability.REPO)}")
-    bad = result["totals"]["lost"] or result["totals"]["duplicated_outside_window"]
-    raise SystemExit(1 if bad else 0)
+    common.run_cli(
+        "soak",
+        __doc__.split("\n\n")[0],
+        (SoakConfig(), SHORT),
+        run_soak,
+        ("--operations", "operations", "client operations"),
+        _summary,
+        _failed,
+    )
 
 
 if __name__ == "__main__":

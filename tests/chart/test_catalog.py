@@ -1,0 +1,116 @@
+"""The example catalogue (services/catalog.py) against every declarative file that lists the
+examples: the service folders, the chart's values and what it renders, the Dockerfile, the
+image build (localcluster/images/images.sh) and skaffold.yaml. Adding an example to the
+catalogue and forgetting one of them fails here, naming the file."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import catalog
+import yaml
+from chart.chartkit import CHART, FULLNAME, Helm, of_kind
+from chart.test_dockerfile import DOCKERFILE, effective, parse
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "restate-examples-{}"
+
+
+def _values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values
+
+
+def test_the_catalogue_is_consistent() -> None:
+    for field in ("name", "module", "port", "values_key", "image_target"):
+        seen = [getattr(e, field) for e in catalog.EXAMPLES]
+        assert len(set(seen)) == len(seen), f"two examples share a {field}: {seen}"
+    assert all(e.restate_services for e in catalog.EXAMPLES)
+    services = [s for e in catalog.EXAMPLES for s in e.restate_services]
+    assert len(set(services)) == len(services), f"a Restate service in two examples: {services}"
+    assert catalog.OPERATOR_TARGET not in {e.image_target for e in catalog.EXAMPLES}
+
+
+def test_every_example_has_its_service_folder_and_app() -> None:
+    for e in catalog.EXAMPLES:
+        path = REPO_ROOT / "services" / (e.module.replace(".", "/") + ".py")
+        assert path.is_file(), f"{e.name}: no {path.relative_to(REPO_ROOT)}"
+        module = importlib.import_module(e.module)
+        assert hasattr(module, "app"), f"{e.name}: {e.module} has no `app`"
+
+
+def test_the_chart_values_list_the_catalogue() -> None:
+    examples = _values()["examples"]
+    assert set(examples) - {"defaults"} == {e.values_key for e in catalog.EXAMPLES}, (
+        "values.yaml examples: and services/catalog.py differ"
+    )
+    for e in catalog.EXAMPLES:
+        values = examples[e.values_key]
+        assert values["name"] == e.name, f"values.yaml examples.{e.values_key}.name"
+        assert values["app"] == e.app, f"values.yaml examples.{e.values_key}.app"
+        assert values["restateServices"] == list(e.restate_services), (
+            f"values.yaml examples.{e.values_key}.restateServices"
+        )
+        assert values["image"]["repository"] == IMAGE.format(e.image_target), (
+            f"values.yaml examples.{e.values_key}.image.repository"
+        )
+    assert _values()["operator"]["image"]["repository"] == IMAGE.format(catalog.OPERATOR_TARGET)
+
+
+def test_the_chart_renders_one_workload_per_example(helm: Helm) -> None:
+    workloads = {w["metadata"]["name"]: w for w in of_kind(helm.template(), "RestateWorkload")}
+    assert set(workloads) == {f"{FULLNAME}-{e.name}" for e in catalog.EXAMPLES}
+    for e in catalog.EXAMPLES:
+        workload = workloads[f"{FULLNAME}-{e.name}"]
+        annotations = workload["metadata"]["annotations"]
+        assert annotations["examples.restate.dev/restate-services"] == ",".join(e.restate_services)
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["python", "-m", "examples_runtime", e.app]
+
+
+def test_the_dockerfile_has_one_stage_per_example() -> None:
+    _, stages = parse(DOCKERFILE.read_text())
+    services = {name for name, stage in stages.items() if stage.base == "service"}
+    assert services == {e.image_target for e in catalog.EXAMPLES}, "Dockerfile FROM service AS"
+    for e in catalog.EXAMPLES:
+        cmd = json.loads(effective(stages, e.image_target, "CMD") or "null")
+        assert cmd == ["python", "-m", "examples_runtime", e.app], f"Dockerfile {e.image_target}"
+    assert catalog.OPERATOR_TARGET in stages
+    # The image build checks each example's module imports.
+    (check,) = [r for r in stages["build-services"].all("RUN") if "python -c" in r]
+    imported = set(re.findall(r"[a-z_]+\.service\b", check))
+    assert imported == {e.module for e in catalog.EXAMPLES}, "Dockerfile build-services imports"
+
+
+def test_the_image_build_builds_every_target() -> None:
+    proc = subprocess.run(
+        [str(REPO_ROOT / "localcluster" / "images" / "images.sh"), "--print-refs"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    built = {
+        m.group(1)
+        for line in proc.stdout.split()
+        if (m := re.fullmatch(r"docker\.io/library/restate-examples-([a-z0-9-]+):.*", line))
+    }
+    assert built == set(catalog.IMAGE_VALUES), "localcluster/images/images.sh targets"
+
+
+def test_skaffold_builds_and_deploys_every_image() -> None:
+    config = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
+    artifacts = {a["image"]: a["docker"]["target"] for a in config["build"]["artifacts"]}
+    assert artifacts == {IMAGE.format(t): t for t in catalog.IMAGE_VALUES}, "skaffold artifacts"
+    (release,) = config["deploy"]["helm"]["releases"]
+    templates = release["setValueTemplates"]
+    for target, key in catalog.IMAGE_VALUES.items():
+        variable = IMAGE.format(target).replace("-", "_")
+        assert templates[f"{key}.image.repository"] == f"{{{{.IMAGE_REPO_{variable}}}}}", (
+            f"skaffold.yaml setValueTemplates {key}.image.repository"
+        )
+        assert templates[f"{key}.image.tag"] == f"{{{{.IMAGE_TAG_{variable}}}}}"

@@ -1,0 +1,1 @@
+"""The suite's pytest fixtures, thin plugins over ``testkit`` and ``localcluster``."""
