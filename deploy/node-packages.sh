@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what the local real node and the image builds need:
-# podman (and buildah) with runc, containerd with its CRI plugin, the CNI plugins, iptables
-# and ipset (kube-router's policy enforcement), mmdebstrap (the base image where no registry is
-# reachable), catatonit (the pause image).
-# Versions are those of the machine's Debian release (bookworm: containerd 1.6, podman 4.3).
+# podman (and buildah) with runc, the CNI plugins, iptables and ipset (kube-router's policy
+# enforcement), mmdebstrap (the base image where no registry is reachable), catatonit (the
+# pause image). containerd is not among them: Kubernetes 1.36+ needs containerd 2.x, built from
+# its Go module by tests/controlplane/build.sh (Debian bookworm has 1.6).
+# Versions are those of the machine's Debian release (bookworm: runc 1.1, podman 4.3).
 # Idempotent: installs only what is missing.
 set -euo pipefail
-packages=(podman buildah runc containerd containernetworking-plugins iptables ipset mmdebstrap
+packages=(podman buildah runc containernetworking-plugins iptables ipset mmdebstrap
   catatonit uidmap conntrack iproute2)
 missing=()
 for p in "${packages[@]}"; do
@@ -15,7 +16,7 @@ done
 if ((${#missing[@]})); then
   echo "node packages: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  # No daemon of these packages (containerd) may start at install: the node runs its own. policy-rc.d says so to Debian's maintainer scripts; ours goes again afterwards.
+  # No daemon of these packages may start at install: the node runs its own. policy-rc.d says so to Debian's maintainer scripts; ours goes again afterwards.
   policy=/usr/sbin/policy-rc.d
   if [[ ! -e "$policy" ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"
