@@ -91,9 +91,7 @@ def load_images(archive: Path = IMAGES_ARCHIVE) -> list[str]:
 
 
 def _paths(bin_dir: Path | None = None) -> node.NodePaths:
-    return node.NodePaths(
-        workdir=STATE_DIR, rundir=RUN_DIR, bin_dir=bin_dir or resolve_bin_dir()
-    )
+    return node.NodePaths(workdir=STATE_DIR, rundir=RUN_DIR, bin_dir=bin_dir or resolve_bin_dir())
 
 
 def up(kubeconfig_out: Path = DEFAULT_KUBECONFIG, images: Path | None = None) -> ClusterInfo:
