@@ -122,8 +122,6 @@ build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 build kube kubelet k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
 build kube kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
-build kube-oldest kube-apiserver-oldest k8s.io/kubernetes/cmd/kube-apiserver \
-  "$(kube_ldflags "$KUBE_OLDEST_VERSION")"
 build containerd containerd github.com/containerd/containerd/v2/cmd/containerd \
   "$containerd_ldflags" "$containerd_tags"
 build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
@@ -136,6 +134,9 @@ build coredns coredns . \
 build localpath local-path-provisioner github.com/rancher/local-path-provisioner
 build kuberouter kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus
+# Only for the chart's render tests (the oldest release it supports): last.
+build kube-oldest kube-apiserver-oldest k8s.io/kubernetes/cmd/kube-apiserver \
+  "$(kube_ldflags "$KUBE_OLDEST_VERSION")"
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): write the
 # default ones of this kwok release (fast node init, heartbeat with lease, pod ready/
