@@ -125,16 +125,17 @@ def start_containerd(c: Components, paths: NodePaths) -> None:
     if runc is None:
         raise FileNotFoundError("runc is missing: run `make node-packages`")
     config = paths.workdir / "containerd.toml"
-    # containerd 2.x's configuration format 3: the CRI plugin split in images and runtime.
+    # containerd 2.4's configuration format 4 (3 is migrated with a warning): the CRI plugin
+    # split in images and runtime, the servers' sockets as plugins.
     config.write_text(
-        f"""version = 3
+        f"""version = 4
 root = "{paths.workdir / "containerd"}"
 state = "{state}"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs"]
-[grpc]
+[plugins."io.containerd.server.v1.grpc"]
   address = "{paths.containerd_socket}"
-[ttrpc]
+[plugins."io.containerd.server.v1.ttrpc"]
   address = "{state / "containerd.sock.ttrpc"}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{paths.workdir / "containerd-opt"}"
@@ -150,6 +151,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # This build's shim, not one found on $PATH first (Debian's 1.6 shim fails to start
+      # under containerd 2.4: "type with url <sandbox id>: not found").
+      runtime_path = "{paths.bin_dir / "containerd-shim-runc-v2"}"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         # cgroup v1 (hybrid) and no systemd here: the cgroupfs driver, as the kubelet's.
         SystemdCgroup = false
@@ -160,7 +164,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     conf_dir = "{cni / "net.d"}"
 """
     )
-    # The runc shim is found beside containerd (same bin dir).
     c.spawn("containerd", [f"--config={config}"], binary=paths.bin_dir / "containerd")
     c.wait("containerd", time.monotonic() + 60, lambda: _wait_socket(paths.containerd_socket))
 
