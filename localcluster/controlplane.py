@@ -186,6 +186,12 @@ class ControlPlane:
     kubelet_client: KeyPair | None = None
     """The API server's client certificate for the kubelet API (logs, exec, port-forward)."""
     keep_workdir: bool = False
+    apiserver: str = "kube-apiserver"
+    """The API server's binary in ``bin_dir`` (``kube-apiserver-oldest``: the oldest release the
+    chart supports)."""
+    api_only: bool = False
+    """Only etcd and the API server (no controllers, scheduler or kwok): enough for
+    server-side dry-runs."""
     startup_timeout: float = STARTUP_TIMEOUT
     die_with_parent: bool = True
     ca: CertificateAuthority = field(init=False)
@@ -306,6 +312,7 @@ class ControlPlane:
                 "--profiling=false",
                 *node_args,
             ],
+            binary=self.bin_dir / self.apiserver,
         )
         c.wait(
             "kube-apiserver",
@@ -314,6 +321,8 @@ class ControlPlane:
                 f"{self.server}/readyz", token=self.admin_token, ca_pem=self.ca.pem, body="ok"
             ),
         )
+        if self.api_only:
+            return
 
         kcm_port, sched_port = free_port(), free_port()
         kubeconfig = f"--kubeconfig={self.kubeconfig}"

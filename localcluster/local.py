@@ -116,8 +116,8 @@ def kill_container(container_id: str, signal: str = "SIGKILL") -> None:
     node.ctr(_paths(), "task", "kill", "--all", "--signal", signal, container_id)
 
 
-def _paths() -> node.NodePaths:
-    return node.NodePaths(workdir=STATE_DIR, rundir=RUN_DIR)
+def _paths(bin_dir: Path | None = None) -> node.NodePaths:
+    return node.NodePaths(workdir=STATE_DIR, rundir=RUN_DIR, bin_dir=bin_dir or resolve_bin_dir())
 
 
 def up(kubeconfig_out: Path = DEFAULT_KUBECONFIG, images: Path | None = None) -> ClusterInfo:
@@ -143,7 +143,7 @@ def _start(images: Path | None) -> ClusterInfo:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     bin_dir = resolve_bin_dir()
-    paths = _paths()
+    paths = _paths(bin_dir)
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     hoststate.record_sysctls(SYSCTLS_RECORD)

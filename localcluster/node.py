@@ -1,6 +1,6 @@
-"""The real node: containerd (Debian's, with its CRI plugin) and runc, the CNI bridge, a kubelet
-and kube-proxy from the pinned Kubernetes modules, CoreDNS for Service DNS, and
-local-path-provisioner for a default StorageClass (what kind ships).
+"""The real node: containerd 2.x (with its CRI plugin, built from its Go module) and Debian's
+runc, the CNI bridge, a kubelet and kube-proxy from the pinned Kubernetes modules, CoreDNS for
+Service DNS, and local-path-provisioner for a default StorageClass (what kind ships).
 
 Every file the node writes lives under its ``workdir`` (and its sockets under ``rundir``);
 what it changes elsewhere on the host is listed and undone by ``hoststate``.
@@ -41,6 +41,8 @@ STORAGE_CLASS = "local-path"
 class NodePaths:
     workdir: Path
     rundir: Path
+    bin_dir: Path
+    """The built binaries (``localcluster/tools/build.sh``): containerd, its shim, ctr..."""
 
     @property
     def containerd_socket(self) -> Path:
@@ -119,49 +121,64 @@ def start_containerd(c: Components, paths: NodePaths) -> None:
             indent=2,
         )
     )
+    runc = shutil.which("runc")
+    if runc is None:
+        raise FileNotFoundError("runc is missing: run `make node-packages`")
     config = paths.workdir / "containerd.toml"
+    # containerd 2.4's configuration format 4 (3 is migrated with a warning): the CRI plugin
+    # split in images and runtime, the servers' sockets as plugins.
     config.write_text(
-        f"""version = 2
+        f"""version = 4
 root = "{paths.workdir / "containerd"}"
 state = "{state}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs"]
+[plugins."io.containerd.server.v1.grpc"]
   address = "{paths.containerd_socket}"
-[ttrpc]
+[plugins."io.containerd.server.v1.ttrpc"]
   address = "{state / "containerd.sock.ttrpc"}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{paths.workdir / "containerd-opt"}"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{PAUSE_IMAGE}"
+[plugins."io.containerd.cri.v1.runtime"]
   # Without CAP_SYS_RESOURCE the kubelet's negative OOM scores are refused: clamp them.
   restrict_oom_score_adj = true
   enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      # This build's shim, not one found on $PATH first (Debian's 1.6 shim fails to start
+      # under containerd 2.4: "type with url <sandbox id>: not found").
+      runtime_path = "{paths.bin_dir / "containerd-shim-runc-v2"}"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        # cgroup v1 (hybrid) and no systemd here: the cgroupfs driver, as the kubelet's.
         SystemdCgroup = false
+        BinaryName = "{runc}"
         Root = "{paths.rundir / "runc"}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
     conf_dir = "{cni / "net.d"}"
 """
     )
-    binary = shutil.which("containerd")
-    if binary is None:
-        raise FileNotFoundError("containerd is missing: run `make node-packages`")
-    c.spawn("containerd", [f"--config={config}"], binary=Path(binary))
+    c.spawn("containerd", [f"--config={config}"], binary=paths.bin_dir / "containerd")
     c.wait("containerd", time.monotonic() + 60, lambda: _wait_socket(paths.containerd_socket))
 
 
 def ctr(paths: NodePaths, *args: str, timeout: float = 600) -> str:
     """Runs containerd's ``ctr`` in the Kubernetes namespace of the node's containerd."""
     proc = subprocess.run(
-        ["ctr", "--address", str(paths.containerd_socket), "--namespace", "k8s.io", *args],
+        [
+            str(paths.bin_dir / "ctr"),
+            "--address",
+            str(paths.containerd_socket),
+            "--namespace",
+            "k8s.io",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,

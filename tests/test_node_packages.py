@@ -1,7 +1,7 @@
 """`make node-packages` never changes what the machine already has.
 
 A machine with Docker's packages has `containerd.io`, which provides and conflicts with
-`containerd` and `runc`: installing Debian's `containerd` there would remove it (and Docker).
+`containerd` and `runc`: installing Debian's `runc` there would remove it (and Docker).
 Here a real Debian package like it is built with dpkg-deb and installed into a throwaway root
 (`dpkg --root`), and `localcluster/node-packages.sh --plan --root` (the real dpkg-query and a real
 `apt-get -s` with this machine's apt lists) must use it, not plan to replace it.
@@ -109,32 +109,32 @@ def test_uses_dockers_containerd_io_instead_of_replacing_it(root: Path) -> None:
     assert "refused" not in lines, log
     assert "containerd" not in lines["install"] and "runc" not in lines["install"], lines
     assert "podman" in lines["install"], lines  # what the root really lacks is planned
-    assert "uses the installed containerd.io for containerd" in log, log
+    assert "uses the installed containerd.io for runc" in log, log
 
 
-def test_uses_a_containerd_installed_outside_packages(root: Path) -> None:
-    binary = root / "usr" / "local" / "bin" / "containerd"
+def test_uses_a_runc_installed_outside_packages(root: Path) -> None:
+    binary = root / "usr" / "local" / "bin" / "runc"
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
     lines, log = plan(root)
-    assert "containerd" not in lines["install"], lines
-    assert f"uses {binary} for containerd" in log, log
+    assert "runc" not in lines["install"], lines
+    assert f"uses {binary} for runc" in log, log
 
 
 def test_refuses_a_plan_that_removes_an_installed_package(root: Path) -> None:
-    """A package that conflicts with containerd without providing it: installing would
-    remove it, so the tier is skipped with that reason instead."""
+    """A package that conflicts with runc without providing it: installing runc would remove
+    it, so the tier is skipped with that reason instead."""
     install_deb(
         root,
-        "containerd-other-source",
-        {"Conflicts": "containerd"},
-        {"usr/share/doc/containerd-other-source/README": "conflicts, provides nothing\n"},
+        "runc-other-source",
+        {"Conflicts": "runc"},
+        {"usr/share/doc/runc-other-source/README": "conflicts, provides nothing\n"},
     )
     lines, log = plan(root)
-    assert lines["remove"] == ["containerd-other-source"], lines
+    assert lines["remove"] == ["runc-other-source"], lines
     assert "refused" in lines, lines
-    assert "skipped: installing" in log and "would remove containerd-other-source" in log, log
+    assert "skipped: installing" in log and "would remove runc-other-source" in log, log
 
 
 def as_unprivileged(command: list[str]) -> subprocess.CompletedProcess[str]:

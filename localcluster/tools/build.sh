@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the test control plane and the local real node from Go modules, once, into a cache
 # outside the repo:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kubelet, kube-proxy
-#   (all from one pinned Kubernetes release),
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy
+#   (all from one pinned Kubernetes release), etcd, kube-apiserver-oldest (the API server of
+#   the oldest release the chart supports, for its render tests), containerd 2.x with its runc
+#   shim and ctr (the local node's runtime),
 #   kwok (fake nodes/pods), helm v4, CoreDNS (cluster DNS), local-path-provisioner
 #   (the node's default StorageClass), kube-router (its NetworkPolicy enforcement) and
 #   Prometheus (the monitoring tests; Debian's is built without Kubernetes discovery).
@@ -27,16 +29,18 @@ mode="${1:-build}"
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 
 # Bump when the build flags below change, to invalidate existing caches.
-build_format=3
+build_format=4
 # The key changes whenever a pinned version, a module file, a Go source file or
 # build_format changes. It does not call `go` so that a warm run stays fast.
-hash="$(cd "$here" && { echo "$build_format"; cat versions.env */go.mod */go.sum \
-  $(find . -name '*.go' | LC_ALL=C sort); } | sha256sum | cut -c1-12)"
+hash="$(cd "$here" && { echo "$build_format"; cat versions.env \
+  $(find . -name go.mod -o -name go.sum -o -name '*.go' | LC_ALL=C sort); } \
+  | sha256sum | cut -c1-12)"
 key="${KUBE_VERSION}-${hash}"
 dest="$cache/controlplane/$key"
 bin="$dest/bin"
-tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok
-  helm coredns local-path-provisioner kube-router prometheus)
+tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy
+  kube-apiserver-oldest containerd containerd-shim-runc-v2 ctr kwok helm coredns
+  local-path-provisioner kube-router prometheus)
 
 is_built() {
   local t
@@ -93,9 +97,10 @@ fi
 export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build"
 export GOFLAGS="-mod=readonly -trimpath" GOTOOLCHAIN=local CGO_ENABLED=0
 
-log "building Kubernetes $KUBE_VERSION (control plane and node), kwok $KWOK_VERSION, helm $HELM_VERSION,"
-log "CoreDNS $COREDNS_VERSION, local-path-provisioner $LOCAL_PATH_VERSION, kube-router $KUBE_ROUTER_VERSION,"
-log "Prometheus $PROMETHEUS_VERSION"
+log "building Kubernetes $KUBE_VERSION (control plane and node), etcd $ETCD_VERSION,"
+log "kube-apiserver $KUBE_OLDEST_VERSION (oldest supported), containerd $CONTAINERD_VERSION,"
+log "kwok $KWOK_VERSION, helm $HELM_VERSION, CoreDNS $COREDNS_VERSION,"
+log "local-path-provisioner $LOCAL_PATH_VERSION, kube-router $KUBE_ROUTER_VERSION, Prometheus $PROMETHEUS_VERSION"
 log "into $bin"
 log "a cold build downloads modules and compiles Kubernetes: it takes many minutes"
 log "(10-30 on 2 cores, several GB of RAM); later runs reuse the cache"
@@ -106,31 +111,43 @@ mkdir -p "$tmp/bin"
 
 start=$SECONDS
 step=0
-build() { # build <module dir> <output name> <package> [extra ldflags]
-  local dir="$1" name="$2" pkg="$3" ldflags="-s -w ${4:-}" t0=$SECONDS
+build() { # build <module dir> <output name> <package> [extra ldflags] [build tags]
+  local dir="$1" name="$2" pkg="$3" ldflags="-s -w ${4:-}" tags="${5:-}" t0=$SECONDS
   step=$((step + 1))
   log "[$step/${#tools[@]}] building $name ($pkg)..."
-  (cd "$here/$dir" && go build -ldflags="$ldflags" -o "$tmp/bin/$name" "$pkg")
+  (cd "$here/$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$tmp/bin/$name" "$pkg")
   log "[$step/${#tools[@]}] $name done in $((SECONDS - t0))s"
 }
 
 # Version stamps, as Kubernetes' hack/lib/version.sh and helm's Makefile set them: without
 # them /version says v0.0.0-master, which kubectl version and chart kubeVersion checks reject.
-minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-kube_ldflags=""
-for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  kube_ldflags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
-  kube_ldflags+=" -X $p.gitTreeState=clean"
-done
+kube_ldflags() { # kube_ldflags <release>
+  local minor="${1#v1.}" p flags=""
+  minor="${minor%%.*}"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $p.gitVersion=$1 -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  echo "$flags"
+}
+kube_ldflags="$(kube_ldflags "$KUBE_VERSION")"
 helm_ldflags="-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
+containerd_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+# As containerd's Makefile, less what this node does not use (btrfs needs cgo; no devmapper,
+# ZFS or OpenTelemetry tracing); the shim without gRPC.
+containerd_tags="urfave_cli_no_docs no_devmapper no_zfs no_tracing"
 
-build kube etcd ./etcd
+build kube/etcd etcd .
 build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
 build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
 build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
 build kube kubelet k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
 build kube kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
+build containerd containerd github.com/containerd/containerd/v2/cmd/containerd \
+  "$containerd_ldflags" "$containerd_tags"
+build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+  "$containerd_ldflags" "$containerd_tags no_grpc"
+build containerd ctr github.com/containerd/containerd/v2/cmd/ctr "$containerd_ldflags" "$containerd_tags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
 build coredns coredns . \
@@ -138,6 +155,9 @@ build coredns coredns . \
 build localpath local-path-provisioner github.com/rancher/local-path-provisioner
 build kuberouter kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus
+# Only for the chart's render tests (the oldest release it supports): last.
+build kube-oldest kube-apiserver-oldest k8s.io/kubernetes/cmd/kube-apiserver \
+  "$(kube_ldflags "$KUBE_OLDEST_VERSION")"
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): write the
 # default ones of this kwok release (fast node init, heartbeat with lease, pod ready/
@@ -151,10 +171,8 @@ for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with
   cat "$kwok_dir/kustomize/stage/$f.yaml"
 done > "$tmp/etc/kwok-stages.yaml"
 
-printf 'kube=%s kwok=%s helm=%s coredns=%s local-path=%s kube-router=%s prometheus=%s key=%s\n' \
-  "$KUBE_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$COREDNS_VERSION" "$LOCAL_PATH_VERSION" \
-  "$KUBE_ROUTER_VERSION" "$PROMETHEUS_VERSION" "$key" \
-  > "$tmp/VERSIONS"
+# What was built (the pinned versions, as versions.env names them) and the cache key.
+{ grep -E '^[A-Z_]+=' "$here/versions.env"; echo "KEY=$key"; } > "$tmp/VERSIONS"
 # Atomic publish: only a complete build ever appears under $dest.
 rm -rf "$dest"
 mv "$tmp" "$dest"

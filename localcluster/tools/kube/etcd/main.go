@@ -1,5 +1,6 @@
-// Command etcd is the stock etcd server (go.etcd.io/etcd/server/v3/etcdmain),
-// built at the version the pinned Kubernetes release itself requires.
+// Command etcd is the stock etcd server (go.etcd.io/etcd/server/v3/etcdmain), in a module
+// of its own (go.mod here) at versions.env's ETCD_VERSION, so that the Kubernetes binaries
+// keep the dependency versions their release pins.
 package main
 
 import (
