@@ -406,3 +406,30 @@ def start_signup(env: OperatorEnv, service: ExampleService, user: str) -> str:
     )
     assert answer.status_code in (200, 202), answer.text
     return email_secret(Suite(env.server, {"signup-workflow": service}), user)
+
+
+def record(key: str, value: object) -> None:
+    """A figure for the record (not asserted): shown with `pytest -s`."""
+    print(f"\n[measured] {key}: {value}")
+
+
+def ready_reason(status: dict[str, Any]) -> str | None:
+    """The reason of the Ready condition of a status (None without one)."""
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+    )
+    return ready.get("reason")
+
+
+def version_of(status: dict[str, Any], hash_: str) -> dict[str, Any]:
+    """The status entry of one version ({} if the status does not list it)."""
+    return next((v for v in status.get("versions", []) if v["hash"] == hash_), {})
+
+
+def click(env: OperatorEnv, user: str, secret: str) -> None:
+    """Clicks the signup link of a SignupWorkflow run and checks that the run completed."""
+    base = env.server.ingress_url
+    answer = httpx.post(f"{base}/SignupWorkflow/{user}/click", json=secret, timeout=30)
+    assert answer.status_code == 200, answer.text
+    result = httpx.get(f"{base}/restate/workflow/SignupWorkflow/{user}/attach", timeout=60)
+    assert result.json() is True

@@ -21,34 +21,20 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_tests.support import OperatorEnv, eventually, spec_for, start_signup
+from operator_tests.support import (
+    OperatorEnv,
+    click,
+    eventually,
+    ready_reason,
+    record,
+    spec_for,
+    start_signup,
+    version_of,
+)
 
 from restate_operator import clock
 
 pytestmark = pytest.mark.kube
-
-
-def record(key: str, value: object) -> None:
-    print(f"\n[measured] {key}: {value}")
-
-
-def reason(status: dict[str, Any]) -> str | None:
-    ready: dict[str, Any] = next(
-        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
-    )
-    return ready.get("reason")
-
-
-def version(status: dict[str, Any], hash_: str) -> dict[str, Any]:
-    return next((v for v in status.get("versions", []) if v["hash"] == hash_), {})
-
-
-def click(env: OperatorEnv, user: str, secret: str) -> None:
-    base = env.server.ingress_url
-    answer = httpx.post(f"{base}/SignupWorkflow/{user}/click", json=secret, timeout=30)
-    assert answer.status_code == 200, answer.text
-    result = httpx.get(f"{base}/restate/workflow/SignupWorkflow/{user}/attach", timeout=60)
-    assert result.json() is True
 
 
 def deployment_ids(env: OperatorEnv) -> set[str]:
@@ -60,7 +46,9 @@ def rollout(env: OperatorEnv, name: str, first: dict[str, Any]) -> dict[str, Any
     env.set_workload_version(name, "v2")
     return env.wait_workload(
         name,
-        lambda s: reason(s) == "Registered" and s["currentVersion"] != first["currentVersion"],
+        lambda s: (
+            ready_reason(s) == "Registered" and s["currentVersion"] != first["currentVersion"]
+        ),
         60,
         "version 2 current",
     )
@@ -79,13 +67,15 @@ def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: Operator
     signup = env.start_example("signup-workflow")
     env.operator.start()
     env.create_workload("signup", signup.port, "v1", drainDelaySeconds=2, revisionHistoryLimit=0)
-    first = env.wait_workload("signup", lambda s: reason(s) == "Registered", 60, "v1 registered")
+    first = env.wait_workload(
+        "signup", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     secret = start_signup(env, signup, "pinned")  # suspended on its promise, pinned to v1
     second = rollout(env, "signup", first)
     v2 = second["currentVersion"]
     env.wait_workload(
-        "signup", lambda s: version(s, v1).get("pinnedInvocations") == 1, 30, "v1 pinned"
+        "signup", lambda s: version_of(s, v1).get("pinnedInvocations") == 1, 30, "v1 pinned"
     )
 
     # The status is lost (a restore without status, a replace) while the operator is down.
@@ -100,12 +90,12 @@ def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: Operator
     # Found again by its URI, judged from Restate: pinned, so kept with its pods and Service.
     found = env.wait_workload(
         "signup",
-        lambda s: s.get("currentVersion") == v2 and version(s, v1).get("pinnedInvocations") == 1,
+        lambda s: s.get("currentVersion") == v2 and version_of(s, v1).get("pinnedInvocations") == 1,
         30,
         "v1 judged from Restate after the status was lost",
     )
-    assert version(found, v1)["deploymentId"] == v1_id
-    assert version(found, v1)["state"] == "Draining"
+    assert version_of(found, v1)["deploymentId"] == v1_id
+    assert version_of(found, v1)["state"] == "Draining"
     assert present(env, "signup", v1, v1_id)
     eventually(  # kopf posts events in the background
         lambda: ("Normal", "VersionAdopted") in [e[:2] for e in env.events("signup")],
@@ -128,13 +118,15 @@ def test_a_drained_version_stays_for_the_drain_delay(env: OperatorEnv) -> None:
     env.create_workload(
         "greeter", greeter.port, "v1", drainDelaySeconds=int(delay), revisionHistoryLimit=0
     )
-    first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "registered")
+    first = env.wait_workload(
+        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     rollout(env, "greeter", first)
     drained = env.wait_workload(
-        "greeter", lambda s: version(s, v1).get("drainedAt"), 30, "v1 found drained"
+        "greeter", lambda s: version_of(s, v1).get("drainedAt"), 30, "v1 found drained"
     )
-    drained_at = version(drained, v1)["drainedAt"]
+    drained_at = version_of(drained, v1)["drainedAt"]
     # Until drainDelaySeconds after it drained: pods, Service and Restate deployment stay.
     while clock.since(drained_at) < delay - 1.5:
         assert present(env, "greeter", v1, v1_id), clock.since(drained_at)
@@ -209,12 +201,17 @@ def test_an_answer_without_the_count_removes_nothing(
         "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
         adminUrl=proxy.url,
     )  # fmt: skip
-    first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "registered")
+    first = env.wait_workload(
+        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     proxy.drop_rows = True
     env.set_workload_version("greeter", "v2")
     failed = env.wait_workload(
-        "greeter", lambda s: reason(s) == "AdminApiInvalidAnswer", 30, "the bad answer reported"
+        "greeter",
+        lambda s: ready_reason(s) == "AdminApiInvalidAnswer",
+        30,
+        "the bad answer reported",
     )
     ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and "expected one row with n" in ready["message"]
@@ -231,7 +228,7 @@ def test_an_answer_without_the_count_removes_nothing(
     proxy.drop_rows = False
     env.wait_workload(
         "greeter",
-        lambda s: reason(s) == "Registered" and s["drainingVersions"] == 0,
+        lambda s: ready_reason(s) == "Registered" and s["drainingVersions"] == 0,
         30,
         "v1 removed once the count is answered",
     )

@@ -6,23 +6,21 @@ goes); a deletion that drains says in status what it waits on."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 import pytest
-from operator_tests.support import DRIFT_SECONDS, OperatorEnv, eventually, start_signup
+from operator_tests.support import (
+    DRIFT_SECONDS,
+    OperatorEnv,
+    eventually,
+    ready_reason,
+    start_signup,
+)
 
 from restate_operator import clock
 
 pytestmark = pytest.mark.kube
 PAUSE = "examples.restate.dev/reconcile"
-
-
-def reason(status: dict[str, Any]) -> str | None:
-    ready: dict[str, Any] = next(
-        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
-    )
-    return ready.get("reason")
 
 
 def annotate(env: OperatorEnv, name: str, value: str | None) -> None:
@@ -33,7 +31,9 @@ def test_a_paused_workload_changes_nothing_until_resumed(env: OperatorEnv) -> No
     greeter = env.start_example("user-object")
     env.operator.start()
     env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0)
-    first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "registered")
+    first = env.wait_workload(
+        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    )
     v1, id1 = first["currentVersion"], first["deploymentId"]
 
     annotate(env, "greeter", "disabled")
@@ -55,7 +55,7 @@ def test_a_paused_workload_changes_nothing_until_resumed(env: OperatorEnv) -> No
     annotate(env, "greeter", None)  # resumed: the change made while paused is applied
     done = env.wait_workload(
         "greeter",
-        lambda s: reason(s) == "Registered" and s["currentVersion"] != v1
+        lambda s: ready_reason(s) == "Registered" and s["currentVersion"] != v1
         and s["drainingVersions"] == 0 and s.get("readyReplicas") == 2,
         60,
         "v2 applied after the pause",
@@ -69,7 +69,7 @@ def test_a_draining_deletion_says_what_it_waits_on(env: OperatorEnv) -> None:
     signup = env.start_example("signup-workflow")
     env.operator.start()
     env.create_workload("signup", signup.port, "v1", drainTimeoutSeconds=120)
-    first = env.wait_workload("signup", lambda s: reason(s) == "Registered", 60, "registered")
+    first = env.wait_workload("signup", lambda s: ready_reason(s) == "Registered", 60, "registered")
     secret = start_signup(env, signup, "pinned")
     env.custom.delete_namespaced_custom_object(
         "examples.restate.dev", "v1alpha1", env.namespace, "restateworkloads", "signup"

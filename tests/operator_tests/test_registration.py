@@ -10,14 +10,9 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
-from operator_tests.support import GROUP, PLURAL, VERSION, OperatorEnv, eventually, spec_for
+from operator_tests.support import GROUP, PLURAL, VERSION, OperatorEnv, eventually, record, spec_for
 
 pytestmark = pytest.mark.kube
-
-
-def record(key: str, value: object) -> None:
-    """A figure for the record (not asserted): shown with `pytest -s`."""
-    print(f"\n[measured] {key}: {value}")
 
 
 def test_registers_once_available_with_least_privilege(env: OperatorEnv) -> None:

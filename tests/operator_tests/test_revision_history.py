@@ -11,24 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_tests.support import OperatorEnv, eventually
+from operator_tests.support import OperatorEnv, eventually, ready_reason, record, version_of
 
 pytestmark = pytest.mark.kube
-
-
-def record(key: str, value: object) -> None:
-    print(f"\n[measured] {key}: {value}")
-
-
-def reason(status: dict[str, Any]) -> str | None:
-    ready: dict[str, Any] = next(
-        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
-    )
-    return ready.get("reason")
-
-
-def version(status: dict[str, Any], hash_: str) -> dict[str, Any]:
-    return next((v for v in status.get("versions", []) if v["hash"] == hash_), {})
 
 
 def deployment_ids(env: OperatorEnv) -> set[str]:
@@ -42,13 +27,13 @@ def to(env: OperatorEnv, label: str, history: int) -> dict[str, Any]:
     generation = env.workload("greeter")["metadata"]["generation"]
     return env.wait_workload(
         "greeter",
-        lambda s: reason(s) == "Registered"
+        lambda s: ready_reason(s) == "Registered"
         and s.get("observedGeneration") == generation
         and s["currentVersion"] == s["desiredVersion"]
         and s["drainingVersions"] == 0
         and s.get("historyVersions") == history,
         60,
-        f"{label} current with {history} version(s) in the history",
+        f"{label} current with {history} version_of(s) in the history",
     )  # fmt: skip
 
 
@@ -58,14 +43,19 @@ def test_rollback_within_the_history_reuses_the_deployment_and_the_limit_trims(
     greeter = env.start_example("user-object")
     env.operator.start()
     env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=2)
-    first = env.wait_workload("greeter", lambda s: reason(s) == "Registered", 60, "v1 registered")
+    first = env.wait_workload(
+        "greeter", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    )
     v1, id1 = first["currentVersion"], first["deploymentId"]
 
     # v2: v1 drained (nothing pinned, no delay): scaled to 0, kept with its Restate deployment.
     second = to(env, "v2", 1)
     v2, id2 = second["currentVersion"], second["deploymentId"]
     assert second["history"] == [v1]
-    assert version(second, v1)["state"] == "Retired" and version(second, v1)["deploymentId"] == id1
+    assert (
+        version_of(second, v1)["state"] == "Retired"
+        and version_of(second, v1)["deploymentId"] == id1
+    )
     assert env.replicasets("greeter") == {v1: 0, v2: 1}
     assert env.version_services("greeter") == {f"greeter-{v1}", f"greeter-{v2}"}
     assert deployment_ids(env) == {id1, id2}

@@ -12,44 +12,28 @@ import re
 import time
 from typing import Any
 
-import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
-from operator_tests.support import OperatorEnv, eventually, start_signup
+from operator_tests.support import (
+    OperatorEnv,
+    click,
+    eventually,
+    ready_reason,
+    record,
+    start_signup,
+    version_of,
+)
 
 pytestmark = pytest.mark.kube
-
-
-def record(key: str, value: object) -> None:
-    print(f"\n[measured] {key}: {value}")
-
-
-def click(env: OperatorEnv, user: str, secret: str) -> None:
-    base = env.server.ingress_url
-    answer = httpx.post(f"{base}/SignupWorkflow/{user}/click", json=secret, timeout=30)
-    assert answer.status_code == 200, answer.text
-    result = httpx.get(f"{base}/restate/workflow/SignupWorkflow/{user}/attach", timeout=60)
-    assert result.json() is True
 
 
 def current(status: dict[str, Any]) -> dict[str, Any]:
     return next(v for v in status.get("versions", []) if v["state"] == "Current")
 
 
-def version(status: dict[str, Any], hash_: str) -> dict[str, Any] | None:
-    return next((v for v in status.get("versions", []) if v["hash"] == hash_), None)
-
-
-def reason(status: dict[str, Any]) -> str | None:
-    ready: dict[str, Any] = next(
-        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
-    )
-    return ready.get("reason")
-
-
 def registered(status: dict[str, Any]) -> bool:
-    return reason(status) == "Registered"
+    return ready_reason(status) == "Registered"
 
 
 def event_reasons(env: OperatorEnv, name: str) -> list[tuple[str | None, str | None]]:
@@ -97,10 +81,10 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
         "version 2 current, version 1 draining",
     )
     v2 = second["currentVersion"]
-    old = version(second, v1)
-    assert old is not None and old["state"] == "Draining" and old["drainingSince"]
+    old = version_of(second, v1)
+    assert old and old["state"] == "Draining" and old["drainingSince"]
     eventually(
-        lambda: (version(env.workload_status("signup"), v1) or {}).get("pinnedInvocations") == 1,
+        lambda: version_of(env.workload_status("signup"), v1).get("pinnedInvocations") == 1,
         20,
         "one invocation pinned to version 1",
     )
@@ -146,7 +130,7 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
         "signup", lambda s: registered(s) and s["currentVersion"] == v1, 60, "rolled back to v1"
     )
     assert back["deploymentId"] != v1_id
-    assert (version(back, v2) or {}).get("state") == "Draining"
+    assert version_of(back, v2).get("state") == "Draining"
     assert env.replicasets("signup") == {v1: 3, v2: 3}
 
     # Rollback while version 2 still drains: its ReplicaSet is there, it becomes the latest
@@ -184,12 +168,12 @@ def test_admin_api_outage_mid_rollout_waits_then_completes(env: OperatorEnv) -> 
     env.server.stop()
     env.set_workload_version("greeter", "v2")
     down = env.wait_workload(
-        "greeter", lambda s: reason(s) == "AdminApiUnreachable", 30, "the outage reported"
+        "greeter", lambda s: ready_reason(s) == "AdminApiUnreachable", 30, "the outage reported"
     )
     time.sleep(5)  # the rollout waits: version 2's pods are up, nothing else changes
     down = env.workload_status("greeter")
     assert down["currentVersion"] == first["currentVersion"]
-    assert (version(down, down["desiredVersion"]) or {}).get("state") == "Pending"
+    assert version_of(down, down["desiredVersion"]).get("state") == "Pending"
     assert len(env.replicasets("greeter")) == 2
     assert ("Warning", "AdminApiUnreachable") in event_reasons(env, "greeter")
     env.server.start()
@@ -243,7 +227,7 @@ def test_deletion_drains_then_forces_and_takes_the_pods_along(env: OperatorEnv) 
     env.custom.delete_namespaced_custom_object(
         "examples.restate.dev", "v1alpha1", env.namespace, "restateworkloads", "signup"
     )
-    env.wait_workload("signup", lambda s: reason(s) == "Draining", 30, "draining on deletion")
+    env.wait_workload("signup", lambda s: ready_reason(s) == "Draining", 30, "draining on deletion")
     assert env.replicasets("signup") == {first["currentVersion"]: 1}  # still serving
     eventually(lambda: env.workload_gone("signup"), 30, "deleted after the drain timeout")
     assert env.restate_deployments() == []
