@@ -336,7 +336,7 @@ def test_old_code_serves_the_runs_pinned_to_it(rel: Release) -> None:
     }
     table = rel.cluster.kubectl("-n", NAMESPACE, "get", "rwl")
     record("kubectl get rwl (rolling out)", "\n" + table)
-    assert re.search(rf"{WORKLOAD}\s+{v2}\s+1\s+True", table), table
+    assert re.search(rf"{WORKLOAD}\s+{v2}\s+1\s+0\s+True", table), table  # draining 1, history 0
 
     # kubectl scale: the current version only; the draining one keeps its pods.
     rel.cluster.kubectl("-n", NAMESPACE, "scale", f"rwl/{WORKLOAD}", "--replicas=2")
