@@ -649,6 +649,8 @@ class Soak:
                 "service_sigkills_by": dict(kills_by),
                 "crashes": len(crashes),
                 "crash_probability": CRASH_PROBABILITY,
+                # The stubs' own probabilities in `raise` mode (the first part of the run).
+                "raise_probabilities": _raise_probabilities(),
                 "sigterms": [
                     {k: v for k, v in t.items() if k not in ("time", "exited")}
                     for t in self.sigterms
@@ -807,6 +809,17 @@ class Soak:
             ),
         }
         return checks, lost
+
+
+def _raise_probabilities() -> dict[str, float]:
+    """The subscriptions stubs' default failure probabilities, as the services run them."""
+    import subscriptions.stubs  # noqa: F401  (registers its stubs' defaults)
+    from examples_runtime.stubs import DEFAULT_FAILURE_PROBABILITIES
+
+    return {
+        step: DEFAULT_FAILURE_PROBABILITIES[step]
+        for step in ("create_recurring_payment", "create_subscription")
+    }
 
 
 def _nth(greeting: str) -> int:
