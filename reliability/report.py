@@ -72,7 +72,12 @@ def render_soak(s: dict[str, Any]) -> str:
             [
                 "injected step failures (`raise` mode: Restate retries the step)",
                 f["injected_failures"],
-                "subscriptions, p=0.5 payment / 0.3 subscription, first part",
+                "subscriptions, first part: "
+                + (
+                    ", ".join(f"p={p} {step}" for step, p in f["raise_probabilities"].items())
+                    if "raise_probabilities" in f
+                    else "probabilities not recorded by this run"
+                ),
             ],
             ["service restarts (all causes)", f["restarts"], ""],
         ],

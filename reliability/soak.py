@@ -135,6 +135,10 @@ class Soak:
         self.greets: Counter[str] = Counter()
         self.greets_done: Counter[str] = Counter()
         self.ungreets: Counter[str] = Counter()
+        # Per key, the count each answer reports after its invocation: greets' "N-th time",
+        # ungreets' "taking one greeting back: N".
+        self.greet_counts: dict[str, list[int]] = defaultdict(list)
+        self.ungreet_counts: dict[str, list[int]] = defaultdict(list)
         self.cold_keys = [f"cold-{i}" for i in range(max(50, config.operations // 6))]
         # Faults, with wall-clock times (compared with the services' log timestamps).
         self.kills: list[dict[str, Any]] = []  # service SIGKILLs by the harness
@@ -185,16 +189,21 @@ class Soak:
         path: str,
         deadline: float,
         ok: Callable[[httpx.Response], bool],
+        ok_when_sent_again: Callable[[httpx.Response], bool] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Sends the same request until `ok` accepts the answer: through connection failures,
-        Restate's outage and restart (5xx), never changing it (the idempotency key stays)."""
+        Restate's outage and restart (5xx), never changing it (the idempotency key stays).
+        `ok_when_sent_again` accepts an answer too, but only to a request sent more than once
+        (an earlier one may have reached Restate, its answer lost)."""
         delay = 0.05
         last = ""
-        while True:
+        for sent in itertools.count(1):
             try:
                 answer = client.request(method, path, **kwargs)
-                if ok(answer):
+                if ok(answer) or (
+                    sent > 1 and ok_when_sent_again is not None and ok_when_sent_again(answer)
+                ):
                     return answer
                 last = f"{answer.status_code} {answer.text[:200]}"
                 if answer.status_code < 500:
@@ -212,6 +221,7 @@ class Soak:
                 raise GaveUp(f"{method} {path}: {last}")
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
 
     def run_op(self, op: Op, client: httpx.Client) -> None:
         op.started = time.time()
@@ -264,6 +274,8 @@ class Soak:
                 lambda r: r.status_code == 200,
                 headers={"idempotency-key": f"ungreet-{op.n}"},
             )
+            with self.lock:
+                self.ungreet_counts[key].append(int(answer.json().rsplit(": ", 1)[1].rstrip(".")))
         else:
             answer = self.request(
                 client,
@@ -276,6 +288,7 @@ class Soak:
             )
             with self.lock:
                 self.greets_done[key] += 1
+                self.greet_counts[key].append(_nth(answer.json()))
         op.invocations.append(answer.headers["x-restate-id"])
 
     def _signup_workflow(self, op: Op, client: httpx.Client, deadline: float) -> None:
@@ -293,14 +306,15 @@ class Soak:
         op.invocations.append(sent.json()["invocationId"])
         email = self.wait_stub("send_email_with_link", user, deadline)
         secret = email["stub_args"][2] if right else f"wrong-{op.n}"
-        tries = itertools.count()
         clicked = self.request(
             client,
             "POST",
             f"/SignupWorkflow/{user}/click",
             deadline,
-            # A click whose answer was lost and is sent again finds the promise resolved.
-            lambda r: r.status_code == 200 or (r.status_code == 409 and next(tries) >= 0),
+            lambda r: r.status_code == 200,
+            # A click whose answer was lost and is sent again finds the promise resolved; on
+            # the first try a 409 is a failure.
+            ok_when_sent_again=lambda r: r.status_code == 409,
             json=secret,
         )
         if "x-restate-id" in clicked.headers:
@@ -372,7 +386,9 @@ class Soak:
                 name = self.rng.choice(sorted(self.services))
                 service = self.services[name]
                 self._wait_ready(service)
-                self.kills.append({"service": name, "time": time.time()})
+                self.kills.append(
+                    {"service": name, "time": time.time(), "pid": service.process.pid}
+                )
                 service.process.signal(signal.SIGKILL)
             elif fault == "crash-phase":
                 self._sigterm(
@@ -408,12 +424,14 @@ class Soak:
         exits = len(service.exits)
         service.process.env.update(env)  # the supervisor restarts it with these
         sent = time.time()
+        pid = service.process.pid
         service.process.signal(signal.SIGTERM)
         wait_until(lambda: len(service.exits) > exits, 30, f"{name} to exit after SIGTERM")
         exited, code = service.exits[exits]
         self.sigterms.append(
             {
                 "service": name,
+                "pid": pid,
                 "time": sent,
                 "exited": exited,
                 "exit_code": code,
@@ -508,7 +526,7 @@ class Soak:
             (name, r) for name, rs in records.items() for r in rs if r["message"] == "stub executed"
         ]
         crashes = [
-            (name, common.log_time(r))
+            (name, common.log_time(r), r.get("pid"))
             for name, rs in records.items()
             for r in rs
             if r["message"] == "injected failure: crashing the process"
@@ -521,14 +539,22 @@ class Soak:
                 r["message"] == "stopped" and term["time"] <= common.log_time(r)
                 for r in records[term["service"]]
             )
-        deaths: list[tuple[float, str, str]] = [
-            (k["time"], k["service"], "service SIGKILL (harness)") for k in self.kills
+        # Deaths: (time, service, why, pid of the process that died; None: restate-server).
+        deaths: list[tuple[float, str, str, int | None]] = [
+            (k["time"], k["service"], "service SIGKILL (harness)", k["pid"]) for k in self.kills
         ]
-        deaths += [(t, name, "crash mode (stub SIGKILLs its process)") for name, t in crashes]
         deaths += [
-            (t["exited"], t["service"], "SIGTERM (grace period ended)") for t in self.sigterms
+            (t, name, "crash mode (stub SIGKILLs its process)", pid) for name, t, pid in crashes
         ]
-        deaths += [(k["time"], "*", "restate-server SIGKILL") for k in self.server_kills]
+        deaths += [
+            (t["exited"], t["service"], "SIGTERM (grace period ended)", t["pid"])
+            for t in self.sigterms
+        ]
+        deaths += [(k["time"], "*", "restate-server SIGKILL", None) for k in self.server_kills]
+        # Restate's count of attempts of the invocations it tried again, printed beside each
+        # duplicate. Not required: a completed invocation's row reads 1 (seen for duplicates
+        # whose process crashed at the same millisecond as the step's log line).
+        retries = {str(r["id"]): int(r["retry_count"]) for r in common.retried(self.server)}
 
         # Effects: (invocation, step, what distinguishes repeated steps of one invocation).
         effects: dict[tuple[str, str, str], list[tuple[float, str, dict[str, Any]]]] = defaultdict(
@@ -551,11 +577,14 @@ class Soak:
             runs.sort(key=lambda run: run[0])
             for (t1, service, first), (t2, _, _) in itertools.pairwise(runs):
                 later = [t for t in progress[invocation] if t1 < t < t2]
+                # Excused only when the very process that ran the first execution (its pid)
+                # died after it and before the invocation made any further progress, or
+                # restate-server died meanwhile.
                 cause = next(
                     (
                         (d, why)
-                        for d, who, why in sorted(deaths)
-                        if who in (service, "*")
+                        for d, who, why, pid in sorted(deaths, key=lambda death: death[0])
+                        if (who == "*" or (who == service and pid == first.get("pid")))
                         and t1 - (SERVER_LEAD_S if who == "*" else LOG_RESOLUTION_S) <= d <= t2
                         and d - t1 <= WINDOW_BOUND_S
                         and not any(t < d for t in later)
@@ -565,13 +594,14 @@ class Soak:
                 example = EXAMPLE_OF_STEP[step]
                 what = (
                     f"{step}({', '.join(str(a) for a in first['stub_args'])[:90]}) "
-                    f"of {invocation}: again {t2 - t1:.2f} s later"
+                    f"of {invocation} (pid {first.get('pid')}): again {t2 - t1:.2f} s later"
+                    f", Restate's retry count {retries.get(invocation, 1)}"
                 )
                 if cause is None:
                     outside_per_example[example] += 1
                     near = [
-                        f"{why} of {who} at {d - t1:+.2f} s"
-                        for d, who, why in sorted(deaths)
+                        f"{why} of {who} (pid {pid}) at {d - t1:+.2f} s"
+                        for d, who, why, pid in sorted(deaths, key=lambda death: death[0])
                         if who in (service, "*") and abs(d - t1) < 30
                     ]
                     outside.append(
@@ -620,6 +650,8 @@ class Soak:
                 "service_sigkills_by": dict(kills_by),
                 "crashes": len(crashes),
                 "crash_probability": CRASH_PROBABILITY,
+                # The stubs' own probabilities in `raise` mode (the first part of the run).
+                "raise_probabilities": _raise_probabilities(),
                 "sigterms": [
                     {k: v for k, v in t.items() if k not in ("time", "exited")}
                     for t in self.sigterms
@@ -695,7 +727,18 @@ class Soak:
         keys = set(self.greets) | set(self.ungreets)
         mismatches = [k for k in keys if stored.get(k, 0) != self.greets[k] - self.ungreets[k]]
         lost["user-object"] += len(mismatches)  # a lost (or doubled) greeting
-        min_count = min((stored.get(k, 0) for k in keys), default=0)
+        # Each key's answers, exactly: Restate runs one handler of a key at a time, so its
+        # counts walk from 0 to the stored count, a greet k -> k+1, an ungreet k+1 -> k. Such
+        # a walk crosses each step k -> k+1 once more upwards than downwards below the final
+        # count, as often both ways above it. A lost greeting (its count not kept) makes the
+        # next greet answer the same number again, a doubled one skips a number: either breaks
+        # this, and the two do not cancel out.
+        sequences_wrong = [
+            k
+            for k in keys
+            if not _a_walk(self.greet_counts[k], self.ungreet_counts[k], stored.get(k, 0))
+        ]
+        lost["user-object"] += len(sequences_wrong)
 
         users = Counter(  # the users that got their email (the workflow's second step)
             str(r["stub_args"][0])
@@ -725,6 +768,24 @@ class Soak:
                     or not effects.get((op.invocations[0], "charge_bank_account", ""))
                 ):
                     awakeables_wrong += 1
+        # The one-way `create` message and the delayed `cancel` of every run: each reached the
+        # object once (its counters; a run also calls `create` once).
+        runs_done = sum(1 for op in self.ops if op.example == "building-blocks" and op.ok)
+        rows = self.server.query(
+            "SELECT key, value_utf8 FROM state WHERE service_name = 'SubscriptionObject' "
+            "AND service_key = 'my-sub-123'"
+        )
+        counters = {str(r["key"]): json.loads(r["value_utf8"]) for r in rows}
+        subscription_object = {
+            "created": counters.get("created", 0),
+            "cancelled": counters.get("cancelled", 0),
+            "expected_created": 2 * runs_done,
+            "expected_cancelled": runs_done,
+        }
+        subscription_object_wrong = int(
+            subscription_object["created"] != 2 * runs_done
+            or subscription_object["cancelled"] != runs_done
+        )
         checks = {
             "not_completed": len(pending),
             "not_completed_rows": pending[:10],
@@ -737,16 +798,48 @@ class Soak:
             },
             "greets": sum(self.greets.values()),
             "ungreets": sum(self.ungreets.values()),
-            "greeter_min_count": min_count,
+            "greeter_sequences_checked": len(keys),
+            "greeter_sequences_wrong": len(sequences_wrong),
+            "greeter_sequence_wrong_keys": {
+                k: [sorted(self.greet_counts[k]), sorted(self.ungreet_counts[k])]
+                for k in sequences_wrong[:5]
+            },
+            "subscription_object": subscription_object,
+            "subscription_object_wrong": subscription_object_wrong,
             "workflows_run_twice": twice,
             "workflow_wrong_outputs": wrong_outputs,
             "awakeables_wrong": awakeables_wrong,
+            "payments_differ": same_payment["differs"],
             "same_payment_id": (
                 f"{same_payment['same']} repeated with the same payment id, "
                 f"{same_payment['differs']} with a different one"
             ),
         }
         return checks, lost
+
+
+def _raise_probabilities() -> dict[str, float]:
+    """The subscriptions stubs' default failure probabilities, as the services run them."""
+    import subscriptions.stubs  # noqa: F401  (registers its stubs' defaults)
+    from examples_runtime.stubs import DEFAULT_FAILURE_PROBABILITIES
+
+    return {
+        step: DEFAULT_FAILURE_PROBABILITIES[step]
+        for step in ("create_recurring_payment", "create_subscription")
+    }
+
+
+def _a_walk(greets: list[int], ungreets: list[int], final: int) -> bool:
+    """Whether these answers can be one walk from 0 to `final` (greets answer k+1 from k,
+    ungreets k from k+1)."""
+    up, down = Counter(greets), Counter(ungreets)
+    top = max([final, *greets, *(u + 1 for u in ungreets)])
+    return all(up[k + 1] - down[k] == (k < final) for k in range(top))
+
+
+def _nth(greeting: str) -> int:
+    """The N of the greeter's answer "Hi <key> for the N-th time."."""
+    return int(greeting.rsplit(" for the ", 1)[1].split("-th", 1)[0])
 
 
 def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
@@ -762,8 +855,33 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in ("faults", "totals", "checks", "window")}
 
 
+# Every check of the effects that must be 0 for the run to pass (its exit code).
+MUST_BE_ZERO = (
+    "not_completed",
+    "client_gave_up",
+    "missing_effects",
+    "greeter_mismatches",
+    "greeter_sequences_wrong",
+    "workflows_run_twice",
+    "workflow_wrong_outputs",
+    "awakeables_wrong",
+    "subscription_object_wrong",
+    "payments_differ",
+)
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    """What failed: the totals and every check that must be 0, each with its value."""
+    found = {
+        "lost": result["totals"]["lost"],
+        "duplicated_outside_window": result["totals"]["duplicated_outside_window"],
+    }
+    found |= {name: result["checks"][name] for name in MUST_BE_ZERO}
+    return [f"{name} = {value}" for name, value in found.items() if value]
+
+
 def _failed(result: dict[str, Any]) -> bool:
-    return bool(result["totals"]["lost"] or result["totals"]["duplicated_outside_window"])
+    return bool(failures(result))
 
 
 def main() -> None:

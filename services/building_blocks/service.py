@@ -26,12 +26,16 @@ subscription_object = restate.VirtualObject("SubscriptionObject")
 @subscription_object.handler()
 async def create(ctx: restate.ObjectContext, request: str) -> str:
     ctx.set("status", "created")
+    # How many creates and cancels reached this object: each call and each message counts
+    # once, however often the caller's process died (Restate delivers exactly once).
+    ctx.set("created", (await ctx.get("created", type_hint=int) or 0) + 1)
     return "SUCCESS"
 
 
 @subscription_object.handler()
 async def cancel(ctx: restate.ObjectContext) -> None:
     ctx.set("status", "cancelled")
+    ctx.set("cancelled", (await ctx.get("cancelled", type_hint=int) or 0) + 1)
 
 
 my_service = restate.Service("MyService")

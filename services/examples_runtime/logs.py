@@ -35,6 +35,20 @@ _ORJSON_OPTIONS = (
 )
 
 
+class _Pid:
+    """This process's id, read once and again in a forked child (the workers' supervisor
+    forks): every record carries it, so a step's log line names the process that ran it."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Pid.refresh)
+
+
 class _InvocationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.invocation_id = invocation_id.get()
@@ -71,6 +85,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": _Pid.value,
         }
         fields = record.__dict__
         # The few extra fields (a set difference in C instead of a loop over ~25 attributes),

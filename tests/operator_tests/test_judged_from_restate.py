@@ -265,9 +265,16 @@ def test_registration_keeps_a_superseded_deployment_while_pinned_then_the_delay(
         30,
         "the superseded deployment counted as pinned",
     )
-    ok_before = _reconciles_ok(env)
-    eventually(lambda: _reconciles_ok(env) >= ok_before + 3, 30, "three more passes")
+    # Kept while pinned for longer than the drain delay: the delay only starts once nothing is
+    # pinned (a pinned deployment dropped after the delay alone fails here).
+    pinned_seen, ok_before = time.monotonic(), _reconciles_ok(env)
+    eventually(
+        lambda: _reconciles_ok(env) >= ok_before + 3 and time.monotonic() - pinned_seen > delay + 1,
+        30,
+        "three more passes, over more than the drain delay",
+    )
     assert first["deploymentId"] in deployment_ids(env)
+    assert "drainedAt" not in superseded(env.ready("signup")["status_fields"])
     assert env.latest() == {"SignupWorkflow": second["deploymentId"]}
 
     # The run completes on its (superseded) deployment; that goes only after the delay.

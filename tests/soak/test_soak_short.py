@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability.soak import SHORT, run_soak
+from reliability.soak import SHORT, failures, run_soak
 
 
 @pytest.mark.timeout(300)
@@ -26,18 +26,12 @@ def test_short_soak_loses_nothing_and_repeats_only_inside_the_sigkill_window(
     assert faults["crashes"] > 0, summary
     assert [t["exit_code"] for t in faults["sigterms"]] == [0, 0], summary
     assert all(t["stopped_logged"] for t in faults["sigterms"]), summary
-
-    # Nothing lost: every operation completed, Restate has nothing left, every effect exists.
     assert totals["operations"] == SHORT.operations
-    assert totals["lost"] == 0, summary
-    assert checks["not_completed"] == 0, summary
-    assert checks["client_gave_up"] == 0, summary
-    assert checks["missing_effects"] == 0, summary
-    # Nothing done twice, except a step caught in the documented SIGKILL window.
-    assert totals["duplicated_outside_window"] == 0, summary
-    assert checks["greeter_mismatches"] == 0 and checks["greeter_min_count"] >= 0, summary
-    assert checks["workflows_run_twice"] == 0, summary
-    assert checks["workflow_wrong_outputs"] == 0, summary
-    assert checks["awakeables_wrong"] == 0, summary
-    assert "with a different one" in checks["same_payment_id"]
-    assert checks["same_payment_id"].endswith("0 with a different one"), summary
+    # The checks looked at something: greeter keys with their answers' sequence, building
+    # blocks' runs with the object's counters.
+    assert checks["greeter_sequences_checked"] > 0, summary
+    assert checks["subscription_object"]["expected_cancelled"] > 0, summary
+
+    # Nothing lost, nothing done twice outside the SIGKILL window, no wrong output: the same
+    # verdict as the soak's exit code (every check that must be 0 is 0).
+    assert failures(result) == [], summary
