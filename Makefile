@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
-.PHONY: run test lint venv restate controlplane node-packages images cluster cluster-down env bench clean
+.PHONY: run test doctor lint venv restate controlplane node-packages images cluster cluster-down env bench clean
 .PHONY: soak fuzz mutants
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
@@ -51,8 +51,17 @@ env: venv
 run: venv restate
 	@$(PY) scripts/run_local.py
 
-# Second command of the README: the whole test suite (ruff and mypy included).
-test: venv restate controlplane node-packages lint
+# What this machine tests, tier by tier, and why a tier is skipped (testkit/tiers.py): runs and
+# installs nothing.
+doctor:
+	@$(PYTHON) -m testkit.tiers
+
+# Second command of the README: what this machine can test (ruff and mypy included). The
+# preflight first, before any install; then only the prerequisites of the tiers that run
+# (a skipped tier installs nothing: no node-packages, no Go builds); pytest names each skip.
+test:
+	@$(PYTHON) -m testkit.tiers
+	@$(MAKE) --no-print-directory venv $$($(PYTHON) -m testkit.tiers --targets) lint
 	$(PY) -m pytest
 
 lint: venv

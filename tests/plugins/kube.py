@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit import tiers
 from testkit.kube import (
     ENV_KEEP,
     ENV_KUBECONFIG,
@@ -23,6 +24,9 @@ from testkit.kube import (
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     """The session's Kubernetes cluster (local control plane or RESTATE_EXAMPLES_KUBECONFIG)."""
+    tier = tiers.tier(tiers.CONTROL_PLANE)
+    if not tier.runs:
+        pytest.skip(f"{tier.name} tier skipped: {tier.reason}")
     workdir = tmp_path_factory.mktemp("kube")
     external = os.environ.get(ENV_KUBECONFIG)
     if external:

@@ -37,6 +37,7 @@ from localcluster.controlplane import (
     helm_env,
     resolve_bin_dir,
 )
+from testkit import tiers
 from testkit.ports import free_port
 from testkit.processes import eventually
 
@@ -254,10 +255,6 @@ def _docker_usable() -> bool:
     return run(["docker", "info"], check=False, timeout=60).returncode == 0
 
 
-def _kind_usable() -> bool:
-    return shutil.which("kind") is not None and _docker_usable()
-
-
 def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
     name = os.environ.get(ENV_KIND_CLUSTER, "restate-examples")
     existing = run(["kind", "get", "clusters"]).stdout.split()
@@ -281,8 +278,6 @@ def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
 
 
 def _local_node(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
-    if os.geteuid() != 0:
-        pytest.fail("the local real node needs root (or set RESTATE_EXAMPLES_KUBECONFIG)")
     started_here = local.running() is None
     archive = local.build_images()
     info = local.up(workdir / "local.kubeconfig", images=archive)
@@ -297,10 +292,13 @@ def _local_node(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
 
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    tier = tiers.tier(tiers.REAL_PODS)  # where they run, as the preflight said
+    if not tier.runs:
+        pytest.skip(f"{tier.name} tier skipped: {tier.reason}")
     workdir = tmp_path_factory.mktemp("real-cluster")
     bin_dir = _bin_dir()
     external = os.environ.get(ENV_KUBECONFIG)
-    if external:
+    if tier.where == tiers.KUBECONFIG and external:
         prefix = os.environ.get(ENV_IMAGE_PREFIX, "")
         sets = []
         tag = local.chart_app_version()
@@ -318,7 +316,7 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealClust
                 "own image to (set it to one this machine can push to and the nodes pull from)"
             )
         yield RealCluster("kubeconfig", Path(external), bin_dir, workdir, sets, images, missing)
-    elif _kind_usable():
+    elif tier.where == tiers.KIND:
         yield from _kind(workdir, bin_dir)
     else:
         yield from _local_node(workdir, bin_dir)

@@ -8,11 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from testkit import tiers
 from testkit.restate import Suite, SuiteFactory, install_restate, start_suite
+
+
+def skip_unless_runs(name: str) -> None:
+    """Skips the test, with the reason, where this machine cannot run tier ``name``
+    (``testkit.tiers``: the same decision as the preflight's)."""
+    tier = tiers.tier(name)
+    if not tier.runs:
+        pytest.skip(f"{tier.name} tier skipped: {tier.reason}")
 
 
 @pytest.fixture(scope="session")
 def restate_bin() -> Path:
+    skip_unless_runs(tiers.SERVICES)
     return install_restate()
 
 

@@ -1,0 +1,294 @@
+"""What this machine can test, tier by tier, and why a tier is skipped: one decision for the
+Makefile (which prerequisites ``make test`` installs), its preflight and ``make doctor`` (the
+lines printed), and the pytest plugins (the skip reasons).
+
+Standard library only: it runs with the machine's ``python3`` before the virtualenv exists.
+
+    python -m testkit.tiers             the preflight lines (``make doctor``)
+    python -m testkit.tiers --targets   the make targets the runnable tiers need
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_SH = REPO / "localcluster" / "tools" / "build.sh"
+VERSIONS_ENV = REPO / "localcluster" / "tools" / "versions.env"
+ENV_KUBECONFIG = "RESTATE_EXAMPLES_KUBECONFIG"
+
+SERVICES = "services"
+CONTROL_PLANE = "control-plane"
+REAL_PODS = "real-pods"
+KUBECONFIG = "kubeconfig"
+KIND = "kind"
+LOCAL_NODE = "local-node"
+"""Where the real pods run (``Tier.where``): the providers of tests/plugins/real_cluster.py."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the decision depends on, read from the machine by ``probe`` (or given by a test)."""
+
+    system: str
+    """``platform.system()``: Linux, Darwin..."""
+    euid: int
+    python: tuple[int, int]
+    npm: bool
+    restate_cached: bool
+    """The Restate binaries already in the cache (then npm is not needed)."""
+    go_version: str | None
+    """``go env GOVERSION`` (go1.26.8), None without go."""
+    go_needed: str
+    controlplane_built: bool
+    """The Go builds (control plane, node, helm) already in the cache."""
+    docker: bool
+    """A Docker engine answers (``docker info``)."""
+    kind: bool
+    apt: bool
+    """Debian's dpkg-query and apt-get."""
+    kubeconfig: str | None
+    """RESTATE_EXAMPLES_KUBECONFIG."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    what: str
+    runs: bool
+    reason: str
+    """Why it runs, or why it is skipped (the pytest skip reason)."""
+    targets: tuple[str, ...] = field(default=())
+    """The make targets it needs installed (only a tier that runs installs anything)."""
+    where: str = ""
+    """The real pods' cluster: KUBECONFIG, KIND or LOCAL_NODE (the real-pods tier only)."""
+
+    def line(self) -> str:
+        verdict = "runs" if self.runs else "SKIPPED"
+        return f"{self.name:<16} {verdict:<8} {self.what}: {self.reason}"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def _go_ok(facts: Facts) -> tuple[bool, str]:
+    if facts.controlplane_built:
+        return True, "the Go builds are in the cache"
+    if facts.go_version is None:
+        return False, f"needs Go {facts.go_needed} or newer to build it; no go on PATH"
+    if _version(facts.go_version) < _version(facts.go_needed):
+        return False, f"needs Go {facts.go_needed} or newer; found {facts.go_version}"
+    return True, f"built with {facts.go_version} (needs {facts.go_needed})"
+
+
+def decide(facts: Facts) -> list[Tier]:
+    """The tiers in order, each running or skipped with the reason."""
+    tiers: list[Tier] = []
+
+    if facts.python < (3, 11):
+        tiers.append(
+            Tier(
+                SERVICES,
+                "the services against a real Restate",
+                False,
+                f"needs Python 3.11+; found {facts.python[0]}.{facts.python[1]}",
+            )
+        )
+    elif not (facts.npm or facts.restate_cached):
+        tiers.append(
+            Tier(
+                SERVICES,
+                "the services against a real Restate",
+                False,
+                "needs npm to install restate-server; no npm on PATH",
+            )
+        )
+    else:
+        how = "restate cached" if facts.restate_cached else "restate from npm"
+        tiers.append(
+            Tier(
+                SERVICES,
+                "the services against a real Restate",
+                True,
+                f"Python {facts.python[0]}.{facts.python[1]}, {how}",
+                ("restate",),
+            )
+        )
+
+    go_ok, go_why = _go_ok(facts)
+    if facts.kubeconfig:
+        tiers.append(
+            Tier(
+                CONTROL_PLANE,
+                "the control-plane tests (chart, operator)",
+                True,
+                f"on {ENV_KUBECONFIG}={facts.kubeconfig}",
+            )
+        )
+    else:
+        tiers.append(
+            Tier(
+                CONTROL_PLANE,
+                "the control-plane tests (chart, operator)",
+                go_ok,
+                go_why,
+                ("controlplane",) if go_ok else (),
+            )
+        )
+
+    # Real pods: the first of a kubeconfig, kind, the local node (tests/plugins/real_cluster.py).
+    what = "real pods (e2e)"
+    if facts.kubeconfig:
+        tiers.append(
+            Tier(REAL_PODS, what, True, f"on {ENV_KUBECONFIG}={facts.kubeconfig}", where=KUBECONFIG)
+        )
+        return tiers
+    not_kubeconfig = f"not on a kubeconfig: {ENV_KUBECONFIG} is not set"
+    if facts.docker and facts.kind:
+        tiers.append(
+            Tier(
+                REAL_PODS,
+                what,
+                True,
+                f"on kind (a Docker engine and kind); {not_kubeconfig}",
+                where=KIND,
+            )
+        )
+        return tiers
+    missing = [n for n, ok in (("Docker engine", facts.docker), ("kind", facts.kind)) if not ok]
+    not_kind = f"not on kind: no {', no '.join(missing)}"
+    if facts.system != "Linux":
+        why = f"needs Linux; this is {facts.system}"
+    elif facts.euid != 0:
+        why = "needs root (host-wide mounts, iptables, sysctls); not root, and sudo is never called"
+    elif not facts.apt:
+        why = "needs Debian's apt-get and dpkg-query for its packages"
+    elif not go_ok:
+        why = go_why
+    else:
+        tiers.append(
+            Tier(
+                REAL_PODS,
+                what,
+                True,
+                f"on the local node (Linux, root, apt); {not_kind}; {not_kubeconfig}",
+                ("controlplane", "node-packages"),
+                where=LOCAL_NODE,
+            )
+        )
+        return tiers
+    tiers.append(
+        Tier(REAL_PODS, what, False, f"not on the local node: {why}; {not_kind}; {not_kubeconfig}")
+    )
+    return tiers
+
+
+def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _go_version() -> str | None:
+    if shutil.which("go") is None:
+        return None
+    proc = _run(["go", "env", "GOVERSION"])
+    return proc.stdout.strip() if proc and proc.returncode == 0 else None
+
+
+def _go_needed() -> str:
+    match = re.search(r"^GO_VERSION=(\S+)", VERSIONS_ENV.read_text(), re.M)
+    assert match, f"no GO_VERSION in {VERSIONS_ENV}"
+    return match.group(1)
+
+
+def _restate_cached() -> bool:
+    text = (REPO / "scripts" / "install-restate.sh").read_text()
+    match = re.search(r'RESTATE_VERSION="\$\{RESTATE_VERSION:-([^}]+)\}"', text)
+    version = os.environ.get("RESTATE_VERSION") or (match.group(1) if match else "")
+    cache = os.environ.get("RESTATE_EXAMPLES_CACHE") or str(
+        Path.home() / ".cache" / "restate-examples"
+    )
+    bin_dir = Path(cache) / "restate" / version / "bin"
+    return all(os.access(bin_dir / n, os.X_OK) for n in ("restate-server", "restate", "restatectl"))
+
+
+def _docker() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    proc = _run(["docker", "info"])
+    return proc is not None and proc.returncode == 0
+
+
+def probe() -> Facts:
+    """This machine's facts (read-only: no install, no write)."""
+    built = _run([str(BUILD_SH), "--print-bin-dir"])
+    return Facts(
+        system=platform.system(),
+        euid=os.geteuid() if hasattr(os, "geteuid") else -1,
+        python=(sys.version_info[0], sys.version_info[1]),
+        npm=shutil.which("npm") is not None,
+        restate_cached=_restate_cached(),
+        go_version=_go_version(),
+        go_needed=_go_needed(),
+        controlplane_built=built is not None and built.returncode == 0,
+        docker=_docker(),
+        kind=shutil.which("kind") is not None,
+        apt=shutil.which("apt-get") is not None and shutil.which("dpkg-query") is not None,
+        kubeconfig=os.environ.get(ENV_KUBECONFIG) or None,
+    )
+
+
+_cached: list[Tier] | None = None
+
+
+def tiers() -> list[Tier]:
+    """This machine's tiers (probed once per process)."""
+    global _cached
+    if _cached is None:
+        _cached = decide(probe())
+    return _cached
+
+
+def tier(name: str) -> Tier:
+    (found,) = [t for t in tiers() if t.name == name]
+    return found
+
+
+def targets(decided: list[Tier]) -> list[str]:
+    out: list[str] = []
+    for t in decided:
+        out += [x for x in t.targets if t.runs and x not in out]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    decided = tiers()
+    if argv[1:] == ["--targets"]:
+        print(" ".join(targets(decided)))
+        return 0
+    if argv[1:]:
+        print(f"usage: {argv[0]} [--targets]", file=sys.stderr)
+        return 2
+    print("preflight: what this machine tests (testkit/tiers.py)")
+    for t in decided:
+        print(f"preflight: {t.line()}")
+    skipped = [t for t in decided if not t.runs]
+    print(
+        f"preflight: {len(decided) - len(skipped)} tiers run, {len(skipped)} skipped; "
+        f"installs for them: {' '.join(targets(decided)) or 'nothing'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
