@@ -31,6 +31,7 @@ from restate_operator.conditions import Reason, ready_condition, set_condition
 from restate_operator.reconcile import Outcome, reconcile
 from restate_operator.settings import get_settings
 from restate_operator.spec import RegistrationOptions, parse_registration, parse_workload
+from restate_operator.status import Deletion, WaitingOn
 from restate_operator.workload import (
     ENDPOINT_ANNOTATION,
     KIND,
@@ -490,17 +491,16 @@ async def _remove_from_restate(
                     )
                     # What the deletion waits on: which deployments, how many invocations,
                     # until when (then Force).
-                    deletion = {
-                        "policy": policy,
-                        "waitingOn": [
-                            {"deploymentId": i, "pinnedInvocations": n,
-                             **({"version": labels[i]} if i in labels else {})}
+                    deletion = Deletion(
+                        policy=policy,
+                        waiting_on=[
+                            WaitingOn(deployment_id=i, version=labels.get(i), pinned_invocations=n)
                             for i, n in waiting.items()
                         ],
-                        "pinnedInvocations": pinned,
-                        "forceAt": clock.later(meta.get("deletionTimestamp"), drain_timeout),
-                        "message": message,
-                    }  # fmt: skip
+                        pinned_invocations=pinned,
+                        force_at=clock.later(meta.get("deletionTimestamp"), drain_timeout),
+                        message=message,
+                    ).model_dump(by_alias=True, exclude_none=True)
                     await k8s.patch_status(
                         namespace,
                         name,
@@ -650,8 +650,9 @@ async def delete_workload(
     options = parse_workload(spec)
     if _paused(meta):
         message = f"deletion paused: remove the annotation {PAUSE_ANNOTATION} to go on"
-        await k8s.patch_status(namespace, name, {"deletion": {"policy": options.deletion_policy,
-                               "message": message}}, plural=WORKLOADS)  # fmt: skip
+        deletion = Deletion(policy=options.deletion_policy, message=message)
+        patch = {"deletion": deletion.model_dump(by_alias=True, exclude_none=True)}
+        await k8s.patch_status(namespace, name, patch, plural=WORKLOADS)
         raise kopf.TemporaryError(message, delay=get_settings().drift_check_seconds)
     labels = {v["deploymentId"]: v["hash"] for v in status.get("versions") or []
               if v.get("deploymentId")}  # fmt: skip
