@@ -31,6 +31,7 @@ from restate_operator.conditions import Reason, ready_condition, set_condition
 from restate_operator.reconcile import Outcome, reconcile
 from restate_operator.settings import get_settings
 from restate_operator.spec import RegistrationOptions, parse_registration, parse_workload
+from restate_operator.status import Deletion, WaitingOn
 from restate_operator.workload import (
     ENDPOINT_ANNOTATION,
     KIND,
@@ -298,66 +299,124 @@ async def _record(
     namespace: str,
     name: str,
     status: dict[str, Any],
-    outcome: Outcome,
+    outcome: Outcome | WorkloadOutcome,
     started: float,
     logger: kopf.Logger,
 ) -> dict[str, Any]:
-    """Writes status, metrics, logs and (on changes) Events for one reconciliation."""
+    """Writes status (what changed, checked against the kind's status model), metrics, logs
+    and Events (each step, each change of the Ready reason) for one reconciliation of either
+    kind; returns the status as now written."""
+    workload = isinstance(outcome, WorkloadOutcome)
     previous = status.get("conditions") or []
     old: dict[str, Any] = next((c for c in previous if c.get("type") == "Ready"), {})
+    generation = outcome.fields.get("observedGeneration")
     conditions = ready_condition(
-        outcome.ready,
-        outcome.reason,
-        outcome.message,
-        outcome.fields.get("observedGeneration"),
-        previous,
+        outcome.ready, outcome.reason, outcome.message, generation, previous
     )
-    patch = {**outcome.fields, "conditions": conditions}
+    patch = dict(outcome.fields)
+    if isinstance(outcome, WorkloadOutcome):
+        conditions = _workload_conditions(body, status, outcome, conditions, generation)
+        patch["paused"] = None
+    patch["conditions"] = conditions
     live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
     changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
     if changed:
-        await k8s.patch_status(namespace, name, changed)
-    for reason, message in outcome.events:
-        kopf.event(body, type="Normal", reason=reason, message=message)
-        logger.info(f"{reason}: {message}")
-    status = {**status, **patch}
-    metrics.set_ready(namespace, name, outcome.ready)
+        await k8s.patch_status(namespace, name, changed, plural=WORKLOADS if workload else PLURAL)
+    status = {k: v for k, v in {**status, **patch}.items() if v is not None}
+
     result = "error" if outcome.failed else ("ok" if outcome.ready else "pending")
     metrics.RECONCILES.labels(result).inc()
     if not outcome.ready:
         metrics.ERRORS.labels(str(outcome.reason)).inc()
-    if outcome.registered is not None:
-        metrics.ADMIN_CALLS.labels("registered").inc()
-        latency = None
-        created = clock.parse(body.meta.get("creationTimestamp"))
-        since = outcome.available_since
-        # Only a Deployment that became Available after the resource existed is timed. Both
-        # timestamps have whole seconds: in the same second the order is unknown, so skip it.
-        if since is not None and (created is None or since > created):
-            latency = clock.since(since)
-            metrics.AVAILABLE_TO_REGISTERED.observe(latency)
-        kopf.event(body, type="Normal", reason="Registered", message=outcome.message)
-        logger.info(
-            outcome.message,
-            extra={
-                "deployment_id": outcome.registered.id,
-                "available_to_registered_seconds": latency,
-                "reconcile_seconds": round(time.monotonic() - started, 3),
-            },
-        )
+    if isinstance(outcome, WorkloadOutcome):
+        versions = outcome.fields.get("versions") or []
+        states: dict[str, int] = {}
+        for version in versions:
+            states[version["state"]] = states.get(version["state"], 0) + 1
+        pinned = {v["hash"]: int(v.get("pinnedInvocations") or 0) for v in versions}
+        metrics.set_workload(namespace, name, states, pinned)
+        for seconds in outcome.registered_after:
+            metrics.READY_TO_REGISTERED.observe(seconds)
+        for seconds in outcome.drained_after:
+            metrics.DRAIN_DURATION.observe(seconds)
+        events = [(e.type, e.reason, e.message) for e in outcome.events]
+        warning = outcome.failed
+        registered = False
+    else:
+        metrics.set_ready(namespace, name, outcome.ready)
+        events = [("Normal", reason, message) for reason, message in outcome.events]
+        warning = not (outcome.ready or outcome.reason == Reason.DEPLOYMENT_NOT_AVAILABLE)
+        registered = outcome.registered is not None
+
+    for kind, reason, message in events:
+        kopf.event(body, type=kind, reason=reason, message=message)
+        (logger.warning if kind == "Warning" else logger.info)(f"{reason}: {message}")
+    if registered and isinstance(outcome, Outcome):
+        _registered(body, outcome, started, logger)
+    # A change of the Ready reason (or of a failure's message) is an Event; a registration
+    # has had its own (Registered) above.
     if (old.get("reason"), old.get("message")) != (str(outcome.reason), outcome.message) and (
-        outcome.registered is None
+        not registered
     ):
-        kind = (
-            "Normal"
-            if outcome.ready or outcome.reason == Reason.DEPLOYMENT_NOT_AVAILABLE
-            else ("Warning")
-        )
-        if old.get("reason") != str(outcome.reason) or kind == "Warning":
-            kopf.event(body, type=kind, reason=str(outcome.reason), message=outcome.message)
-        log = logger.info if kind == "Normal" else logger.warning
-        log(f"{outcome.reason}: {outcome.message}")
+        if old.get("reason") != str(outcome.reason) or warning:
+            kopf.event(
+                body,
+                type="Warning" if warning else "Normal",
+                reason=str(outcome.reason),
+                message=outcome.message,
+            )
+        (logger.warning if warning else logger.info)(f"{outcome.reason}: {outcome.message}")
     return status
+
+
+def _workload_conditions(
+    body: kopf.Body,
+    status: dict[str, Any],
+    outcome: WorkloadOutcome,
+    conditions: list[dict[str, Any]],
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """RestateWorkload's conditions besides Ready: `Reconciling` (kstatus: `helm
+    install/upgrade --wait` waits until the version the spec describes is registered, not for
+    older versions to drain) and `Paused` False once resumed."""
+    fields = outcome.fields
+    rolling = fields.get("currentVersion") != fields.get("desiredVersion")
+    conditions = set_condition(
+        conditions,
+        "Reconciling",
+        rolling,
+        str(outcome.reason) if rolling else "Current",
+        outcome.message if rolling else f"version {fields.get('currentVersion')} is current",
+        generation,
+    )
+    if status.get("paused"):  # resumed
+        conditions = set_condition(conditions, "Paused", False, "ReconcileEnabled",
+                                   "reconciliation resumed")  # fmt: skip
+        kopf.event(body, type="Normal", reason="Resumed", message="reconciliation resumed")
+    return conditions
+
+
+def _registered(body: kopf.Body, outcome: Outcome, started: float, logger: kopf.Logger) -> None:
+    """RestateRegistration registered a deployment: its metric, Event and log line."""
+    assert outcome.registered is not None
+    metrics.ADMIN_CALLS.labels("registered").inc()
+    latency = None
+    created = clock.parse(body.meta.get("creationTimestamp"))
+    since = outcome.available_since
+    # Only a Deployment that became Available after the resource existed is timed. Both
+    # timestamps have whole seconds: in the same second the order is unknown, so skip it.
+    if since is not None and (created is None or since > created):
+        latency = clock.since(since)
+        metrics.AVAILABLE_TO_REGISTERED.observe(latency)
+    kopf.event(body, type="Normal", reason="Registered", message=outcome.message)
+    logger.info(
+        outcome.message,
+        extra={
+            "deployment_id": outcome.registered.id,
+            "available_to_registered_seconds": latency,
+            "reconcile_seconds": round(time.monotonic() - started, 3),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- deletion
@@ -432,17 +491,16 @@ async def _remove_from_restate(
                     )
                     # What the deletion waits on: which deployments, how many invocations,
                     # until when (then Force).
-                    deletion = {
-                        "policy": policy,
-                        "waitingOn": [
-                            {"deploymentId": i, "pinnedInvocations": n,
-                             **({"version": labels[i]} if i in labels else {})}
+                    deletion = Deletion(
+                        policy=policy,
+                        waiting_on=[
+                            WaitingOn(deployment_id=i, version=labels.get(i), pinned_invocations=n)
                             for i, n in waiting.items()
                         ],
-                        "pinnedInvocations": pinned,
-                        "forceAt": clock.later(meta.get("deletionTimestamp"), drain_timeout),
-                        "message": message,
-                    }  # fmt: skip
+                        pinned_invocations=pinned,
+                        force_at=clock.later(meta.get("deletionTimestamp"), drain_timeout),
+                        message=message,
+                    ).model_dump(by_alias=True, exclude_none=True)
                     await k8s.patch_status(
                         namespace,
                         name,
@@ -529,7 +587,7 @@ async def workload_daemon(
 
     async def once() -> Pass:
         nonlocal status
-        meta = body.meta
+        started, meta = time.monotonic(), body.meta
         if _paused(meta):
             status = await _record_paused(body, namespace, name, status, logger)
             return Pass(False, "Paused", settings.drift_check_seconds)
@@ -543,7 +601,7 @@ async def workload_daemon(
             status,
             meta.get("generation"),
         )
-        status = await _record_workload(body, namespace, name, status, outcome, logger)
+        status = await _record(body, namespace, name, status, outcome, started, logger)
         if outcome.busy:
             wait = min(settings.drain_poll_seconds, outcome.wake_in or math.inf)
         else:
@@ -573,77 +631,6 @@ async def _record_paused(
     return {**status, "paused": True, "conditions": conditions}
 
 
-async def _record_workload(
-    body: kopf.Body,
-    namespace: str,
-    name: str,
-    status: dict[str, Any],
-    outcome: WorkloadOutcome,
-    logger: kopf.Logger,
-) -> dict[str, Any]:
-    """Writes status, metrics, logs and Events (each step, each change of reason)."""
-    previous = status.get("conditions") or []
-    old: dict[str, Any] = next((c for c in previous if c.get("type") == "Ready"), {})
-    generation = outcome.fields.get("observedGeneration")
-    conditions = set_condition(
-        previous, "Ready", outcome.ready, outcome.reason, outcome.message, generation
-    )
-    fields = outcome.fields
-    rolling = fields.get("currentVersion") != fields.get("desiredVersion")
-    # `Reconciling` (kstatus): `helm install/upgrade --wait` waits until the version the spec
-    # describes is registered (not for older versions to drain).
-    conditions = set_condition(
-        conditions,
-        "Reconciling",
-        rolling,
-        str(outcome.reason) if rolling else "Current",
-        outcome.message if rolling else f"version {fields.get('currentVersion')} is current",
-        generation,
-    )
-    if status.get("paused"):  # resumed
-        conditions = set_condition(conditions, "Paused", False, "ReconcileEnabled",
-                                   "reconciliation resumed")  # fmt: skip
-        kopf.event(body, type="Normal", reason="Resumed", message="reconciliation resumed")
-    patch = {**fields, "paused": None, "conditions": conditions}
-    live = dict(body.get("status") or {})  # a status wiped meanwhile is written again
-    changed = {k: v for k, v in patch.items() if status.get(k) != v or live.get(k) != v}
-    if changed:
-        await k8s.patch_status(namespace, name, changed, plural=WORKLOADS)
-    status = {k: v for k, v in {**status, **patch}.items() if v is not None}
-
-    versions = fields.get("versions") or []
-    states: dict[str, int] = {}
-    for version in versions:
-        states[version["state"]] = states.get(version["state"], 0) + 1
-    pinned = {v["hash"]: int(v.get("pinnedInvocations") or 0) for v in versions}
-    metrics.set_workload(namespace, name, states, pinned)
-    for seconds in outcome.registered_after:
-        metrics.READY_TO_REGISTERED.observe(seconds)
-    for seconds in outcome.drained_after:
-        metrics.DRAIN_DURATION.observe(seconds)
-    result = "error" if outcome.failed else ("ok" if outcome.ready else "pending")
-    metrics.RECONCILES.labels(result).inc()
-    if not outcome.ready:
-        metrics.ERRORS.labels(str(outcome.reason)).inc()
-
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        (logger.warning if event.type == "Warning" else logger.info)(
-            f"{event.reason}: {event.message}"
-        )
-    if (old.get("reason"), old.get("message")) != (str(outcome.reason), outcome.message):
-        warning = outcome.failed
-        if old.get("reason") != str(outcome.reason) or warning:
-            kopf.event(
-                body,
-                type="Warning" if warning else "Normal",
-                reason=str(outcome.reason),
-                message=outcome.message,
-            )
-        (logger.warning if warning else logger.info)(f"{outcome.reason}: {outcome.message}")
-    return status
-
-
 @kopf.on.delete(GROUP, VERSION, WORKLOADS)
 async def delete_workload(
     namespace: str | None,
@@ -663,8 +650,9 @@ async def delete_workload(
     options = parse_workload(spec)
     if _paused(meta):
         message = f"deletion paused: remove the annotation {PAUSE_ANNOTATION} to go on"
-        await k8s.patch_status(namespace, name, {"deletion": {"policy": options.deletion_policy,
-                               "message": message}}, plural=WORKLOADS)  # fmt: skip
+        deletion = Deletion(policy=options.deletion_policy, message=message)
+        patch = {"deletion": deletion.model_dump(by_alias=True, exclude_none=True)}
+        await k8s.patch_status(namespace, name, patch, plural=WORKLOADS)
         raise kopf.TemporaryError(message, delay=get_settings().drift_check_seconds)
     labels = {v["deploymentId"]: v["hash"] for v in status.get("versions") or []
               if v.get("deploymentId")}  # fmt: skip

@@ -302,8 +302,8 @@ async def reconcile_workload(
             if conflict is None:
                 for version in sorted(p.versions):
                     if version not in (p.current, desired):
-                        await _drain(p, admin, version, existing, latest, replicasets)
-                await _trim_history(p, admin, existing, replicasets)
+                        await _drain(p, admin, version, latest, replicasets)
+                await _trim_history(p, admin, replicasets)
     except AdminApiError as error:
         failure = error
     return _outcome(p, rs, generation, conflict, failure, ready)
@@ -422,7 +422,6 @@ async def _drain(
     p: _Pass,
     admin: AdminApi,
     version: str,
-    existing: dict[str, RestateDeployment],
     latest: dict[str, str],
     replicasets: dict[str | None, dict[str, Any]],
 ) -> None:
@@ -474,7 +473,7 @@ async def _drain(
                 f"deployment {deployment_id} stay in the revision history (rollback: same "
                 "deployment)")  # fmt: skip
         return
-    await _remove(p, admin, version, existing, replicasets, "drained")
+    await _remove(p, admin, version, replicasets, "drained")
     if deployment_id:
         p.drained_after.append(since(entry.get("drainingSince")))
 
@@ -502,7 +501,6 @@ async def _revive(
 async def _trim_history(
     p: _Pass,
     admin: AdminApi,
-    existing: dict[str, RestateDeployment],
     replicasets: dict[str | None, dict[str, Any]],
 ) -> None:
     """Past revisionHistoryLimit the oldest versions of the history go, Restate first."""
@@ -512,7 +510,7 @@ async def _trim_history(
     )
     for entry in history[: max(0, len(history) - p.spec.revision_history_limit)]:
         limit = p.spec.revision_history_limit
-        await _remove(p, admin, entry["hash"], existing, replicasets,
+        await _remove(p, admin, entry["hash"], replicasets,
                       f"past revisionHistoryLimit {limit}")  # fmt: skip
 
 
@@ -520,13 +518,14 @@ async def _remove(
     p: _Pass,
     admin: AdminApi,
     version: str,
-    existing: dict[str, RestateDeployment],
     replicasets: dict[str | None, dict[str, Any]],
     why: str,
 ) -> None:
-    """The Restate deployment (its DELETE answered) first, then the pods, then the Service."""
+    """The Restate deployment (its DELETE answered) first, then the pods, then the Service.
+    The DELETE goes to a known id even if GET /deployments did not list it (no evidence that
+    Restate has lost it); Restate's 404 for one already gone is fine."""
     deployment_id = p.versions[version].get("deploymentId")
-    if deployment_id and deployment_id in existing:
+    if deployment_id:
         await admin.delete(deployment_id)
     rs_name = object_name(p.name, version)
     if version in replicasets:

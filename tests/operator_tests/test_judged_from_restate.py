@@ -7,6 +7,9 @@ Restate itself on every pass, never from the operator's status. Against the real
 - the drain delay: a drained version is still there until drainDelaySeconds after it drained;
 - an admin answer without the count (the real server behind a proxy that drops the rows):
   nothing is removed, the condition and an event say why;
+- a deployment GET /deployments no longer lists (the proxy hides it) is still counted, and
+  deleted once drained;
+- a DELETE Restate has not accepted (the proxy refuses it): the status never says Removing;
 - RestateRegistration: a superseded deployment stays while an invocation is pinned to it and
   for the drain delay after."""
 
@@ -143,18 +146,34 @@ def test_a_drained_version_stays_for_the_drain_delay(env: OperatorEnv) -> None:
 
 
 class MangledQueries:
-    """A proxy in front of the real admin API; while `drop_rows`, answers to POST /query lose
-    their rows (a 200 without the count). Everything else passes unchanged."""
+    """A proxy in front of the real admin API that can alter its answers:
+    - `drop_rows`: answers to POST /query lose their rows (a 200 without the count);
+    - `hide`: GET /deployments does not list these deployment ids (Restate still has them);
+    - `fail_deletes`: DELETE /deployments/... is answered 500 and not forwarded.
+    Everything else passes unchanged; each alteration is counted."""
 
     def __init__(self, upstream: str) -> None:
         self.drop_rows = False
-        self.mangled = 0
+        self.hide: set[str] = set()
+        self.fail_deletes = False
+        self.mangled = self.hidden = self.failed_deletes = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, status: int, content: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
+                if outer.fail_deletes and self.command == "DELETE":
+                    outer.failed_deletes += 1
+                    self._answer(500, b"held by the test", "text/plain")
+                    return
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "content-length")}  # fmt: skip
                 answer = httpx.request(
@@ -164,11 +183,15 @@ class MangledQueries:
                 if outer.drop_rows and self.path.startswith("/query") and answer.is_success:
                     content = json.dumps({"rows": []}).encode()
                     outer.mangled += 1
-                self.send_response(answer.status_code)
-                self.send_header("content-type", answer.headers.get("content-type", "text/plain"))
-                self.send_header("content-length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                hide = set(outer.hide)
+                if hide and self.command == "GET" and self.path == "/deployments":
+                    listed = answer.json()
+                    kept = [d for d in listed["deployments"] if d["id"] not in hide]
+                    outer.hidden += len(listed["deployments"]) - len(kept)
+                    content = json.dumps({**listed, "deployments": kept}).encode()
+                self._answer(
+                    answer.status_code, content, answer.headers.get("content-type", "text/plain")
+                )
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _forward
 
@@ -238,6 +261,76 @@ def test_an_answer_without_the_count_removes_nothing(
         10,
         "v1's Restate deployment and ReplicaSet deleted",
     )
+
+
+def test_a_pinned_deployment_missing_from_the_list_is_still_counted(
+    env: OperatorEnv, proxy: MangledQueries
+) -> None:
+    """GET /deployments not listing a known deployment id is no evidence that nothing is
+    pinned to it: the count is asked all the same, and the version stays while it is 1."""
+    signup = env.start_example("signup-workflow")
+    env.operator.start()
+    env.create_workload(
+        "signup", signup.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
+        adminUrl=proxy.url,
+    )  # fmt: skip
+    first = env.wait_workload(
+        "signup", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    )
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    secret = start_signup(env, signup, "unlisted")  # suspended on its promise, pinned to v1
+    second = rollout(env, "signup", first)
+    env.wait_workload(
+        "signup", lambda s: version_of(s, v1).get("pinnedInvocations") == 1, 30, "v1 pinned"
+    )
+    proxy.hide = {v1_id}
+    # Several passes that do not see v1's deployment listed: it is still counted, and kept.
+    eventually(lambda: proxy.hidden >= 4, 30, "four GET /deployments without v1's deployment")
+    kept = version_of(env.workload_status("signup"), v1)
+    assert kept.get("pinnedInvocations") == 1 and kept.get("state") == "Draining", kept
+    assert present(env, "signup", v1, v1_id)
+    # Still unlisted, the workflow completes on v1; then v1 (delay 0) goes, and so does its
+    # Restate deployment (the DELETE is sent to the known id, listed or not).
+    click(env, "unlisted", secret)
+    env.wait_workload("signup", lambda s: s["drainingVersions"] == 0, 30, "v1 drained, removed")
+    eventually(lambda: deployment_ids(env) == {second["deploymentId"]}, 10, "v1 deleted")
+
+
+def test_removing_is_not_written_before_the_delete_is_answered(
+    env: OperatorEnv, proxy: MangledQueries
+) -> None:
+    """While Restate does not accept the DELETE of a drained version's deployment, the status
+    does not call the version Removing: it is Draining, with its pods, Service and deployment."""
+    greeter = env.start_example("user-object")
+    env.operator.start()
+    env.create_workload(
+        "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
+        adminUrl=proxy.url,
+    )  # fmt: skip
+    first = env.wait_workload(
+        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    )
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    proxy.fail_deletes = True
+    env.set_workload_version("greeter", "v2")  # v1 drained at once (delay 0): its DELETE due
+    eventually(lambda: proxy.failed_deletes >= 2, 60, "two DELETEs of v1's deployment refused")
+    failed = env.wait_workload(
+        "greeter",
+        lambda s: ready_reason(s) == "AdminApiUnreachable" and s["currentVersion"] != v1,
+        30,
+        "v2 current, the refused DELETE reported",
+    )
+    assert version_of(failed, v1).get("state") == "Draining", failed["versions"]
+    assert present(env, "greeter", v1, v1_id)
+    # Restate answers the DELETE: then v1 goes.
+    proxy.fail_deletes = False
+    env.wait_workload(
+        "greeter",
+        lambda s: ready_reason(s) == "Registered" and s["drainingVersions"] == 0,
+        30,
+        "v1 removed once the DELETE is answered",
+    )
+    eventually(lambda: v1_id not in deployment_ids(env), 10, "v1's Restate deployment deleted")
 
 
 def test_registration_keeps_a_superseded_deployment_while_pinned_then_the_delay(
