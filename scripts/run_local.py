@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 from catalog import EXAMPLES
 from honcho.manager import Manager
 from honcho.printer import Message
@@ -25,6 +27,7 @@ from honcho.printer import Message
 REPO = Path(__file__).resolve().parents[1]
 INGRESS, ADMIN = "http://localhost:8080", "http://localhost:9070"
 SERVICES = {e.name: (e.port, e.app) for e in EXAMPLES}  # name: (port, ASGI app)
+CHART_VALUES = REPO / "deploy" / "helm" / "restate-examples" / "values.yaml"
 
 TRY_THESE = f"""
 The four examples are registered. Try them (README.md explains each):
@@ -87,6 +90,17 @@ def register_when_ready(manager: Manager, restate_cli: Path) -> None:
     say(manager, TRY_THESE.replace("{restate}", str(restate_cli)))
 
 
+def retry_policy_env() -> dict[str, str]:
+    """Restate's invocation retry policy, the same as the chart's (`restate.retryPolicy` in its
+    values.yaml, where the reason for it is written): the examples' steps fail on purpose, and
+    Restate's own default would make some invocations wait for a minute between attempts."""
+    policy: dict[str, object] = yaml.safe_load(CHART_VALUES.read_text())["restate"]["retryPolicy"]
+    return {
+        "RESTATE_DEFAULT_RETRY_POLICY__" + re.sub(r"(?<!^)([A-Z])", r"_\1", key).upper(): str(value)
+        for key, value in policy.items()
+    }
+
+
 def main() -> int:
     busy = [p for p in (8080, 9070, 5122, *(p for p, _ in SERVICES.values())) if port_in_use(p)]
     if busy:
@@ -111,6 +125,7 @@ def main() -> int:
         "RESTATE_LOG_FORMAT": "compact",
         # Restate's own progress at info; its release check (no internet here) stays quiet.
         "RESTATE_LOG_FILTER": "warn,restate_server=info,restate_node=info,octocrab=off",
+        **retry_policy_env(),
     }
     manager.add_process(
         "restate-server",

@@ -235,16 +235,15 @@ def test_unprivileged_user_fresh_clone(restate_bin: Path, tmp_path: Path) -> Non
                 assert (greet.status_code, greet.json()) == (200, "Hi mary for the 1-th time.")
                 ungreet = ingress.post("/GreeterObject/mary/ungreet")
                 assert ungreet.json() == "Dear mary, taking one greeting back: 0."
-                # One-way: a blocking `add` timed out here once (60 s) in a full run, an
-                # intermittent hang of SubscriptionService/add also seen on pods, open in the
-                # issue on performance; its effects are checked by tests/services and e2e.
+                # Its steps fail on purpose: this answer comes after Restate's retries, within
+                # the timeout thanks to the retry policy make run gives Restate.
                 add = ingress.post(
-                    "/SubscriptionService/add/send",
+                    "/SubscriptionService/add",
                     headers=JSON,
                     content='{"userId": "Sam Beckett", "creditCard": "1234-5678-9012-3456",'
                     ' "subscriptions": ["Netflix", "Disney+", "HBO Max"]}',
                 )
-                assert add.status_code == 202, add.text
+                assert (add.status_code, add.content) == (200, b""), add.text
                 blocks = ingress.post("/MyService/run/send", headers={"idempotency-key": "u1"})
                 assert blocks.status_code == 202, blocks.text
                 awakeables = httpx.get("http://localhost:9082/awakeables", timeout=30)

@@ -4,6 +4,9 @@ and values the schema (or the chart's own checks) must reject with a clear messa
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import tomllib
 
 import catalog
 import pytest
@@ -23,6 +26,8 @@ from chart.chartkit import (
     of_kind,
     pod_specs,
 )
+
+from testkit.restate import install_restate
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +120,34 @@ def test_restate_statefulset(default: list[Obj]) -> None:
     assert key_file == "/etc/restate/identity/private.pem"
     assert env["DO_NOT_TRACK"]["value"] == "1"
     assert "RESTATE_AUTO_PROVISION" not in env
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        # The chart's default: the examples' steps fail on purpose, so retries stay quick.
+        ((), {"initial-interval": "100ms", "max-interval": "5s", "max-attempts": 70}),
+        (
+            ("restate.retryPolicy.maxInterval=1m 30s", "restate.retryPolicy.onMaxAttempts=kill"),
+            {"max-interval": "1m 30s", "on-max-attempts": "kill"},
+        ),
+    ],
+)
+def test_restate_server_takes_the_retry_policy(
+    helm: Helm, sets: tuple[str, ...], expected: dict[str, object]
+) -> None:
+    """The real restate-server, given the StatefulSet's environment, reports the retry policy
+    of the values as its own (a misspelt variable would leave Restate's default in place)."""
+    sts = named(helm.template(*sets), "StatefulSet", f"{FULLNAME}-restate")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {k: e["value"] for k, e in env_of(container).items() if k.startswith("RESTATE_DEFAULT")}
+    server = install_restate() / "restate-server"
+    dumped = subprocess.run(
+        [str(server), "--dump-config"], env={**env, "PATH": os.environ["PATH"]},
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    policy = tomllib.loads(dumped.stdout)["default-retry-policy"]
+    assert {k: policy[k] for k in expected} == expected, policy
 
 
 def test_restate_services(default: list[Obj]) -> None:
@@ -608,6 +641,8 @@ def test_notes(helm: Helm) -> None:
         (["identity.existingSecret=Not_A_Name"], "existingSecret"),
         (["clusterDomain=http://x"], "clusterDomain"),
         (["networkPolicy.metricsFrom[0].namespace=monitoring"], "metricsFrom"),
+        (["restate.retryPolicy.maxInterval=5 seconds"], "maxInterval"),
+        (["restate.retryPolicy.onMaxAttempts=retry"], "onMaxAttempts"),
     ],
 )
 def test_schema_rejects(helm: Helm, sets: list[str], expected: str) -> None:
