@@ -2,9 +2,9 @@
 
     python -m examples_runtime subscriptions.service:app
 
-`SERVER` picks the HTTP server: hypercorn (`hypercorn_server.py`, the default) or granian
-(`granian_server.py`); both carry Restate's h2c streams and HTTP/1.1 probes on one port.
-`EVENT_LOOP` picks the asyncio loop (the standard library's, the default, or uvloop).
+`SERVER` picks the HTTP server: granian (`granian_server.py`, the default) or hypercorn
+(`hypercorn_server.py`); both carry Restate's h2c streams and HTTP/1.1 probes on one port.
+`EVENT_LOOP` picks the asyncio loop (uvloop, the default, or the standard library's).
 Whatever the server, SIGTERM drains first and stops the server after (`shutdown.py`);
 `WORKERS > 1` runs that many processes of this module (`workers.py`).
 """

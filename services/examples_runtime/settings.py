@@ -26,11 +26,10 @@ class Settings(BaseSettings):
     # The HTTP server: granian (Rust, embedded in each worker's event loop) or hypercorn (pure
     # Python, h2). Both carry Restate's h2c streams and HTTP/1.1 probes on the same port and
     # drain the same way on SIGTERM; granian on uvloop costs less CPU per operation
-    # (docs/benchmarks.md measures both in every run; README says why hypercorn is still the
-    # default).
-    server: Literal["hypercorn", "granian"] = "hypercorn"
+    # (docs/benchmarks.md measures both in every run; README says why it is the default).
+    server: Literal["hypercorn", "granian"] = "granian"
     # The asyncio event loop implementation: uvloop (libuv) or the standard library's.
-    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     shutdown_grace_seconds: float = Field(

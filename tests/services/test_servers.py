@@ -16,10 +16,10 @@ from testkit.restate import SuiteFactory
 @pytest.mark.parametrize(
     ("server", "loop", "workers"),
     [
-        ("granian", "uvloop", "1"),
+        ("granian", "uvloop", "1"),  # the default
         ("granian", "asyncio", "1"),
         ("granian", "uvloop", "2"),
-        ("hypercorn", "asyncio", "1"),  # the default
+        ("hypercorn", "asyncio", "1"),
         ("hypercorn", "uvloop", "1"),
         ("hypercorn", "asyncio", "2"),
     ],
