@@ -1,3 +1,3 @@
 """Suite-wide pytest configuration: the fixtures of ``tests/plugins``."""
 
-pytest_plugins = ["plugins.restate", "plugins.kube", "plugins.real_cluster"]
+pytest_plugins = ["plugins.restate", "plugins.kube", "plugins.real_cluster", "plugins.measured"]

@@ -24,13 +24,13 @@ from e2e.test_rollouts import (
     Release,
     Workload,
     connected,
-    record,
     settled,
     uninstall,
     version_of,
 )
 
 from localcluster.controlplane import REPO_ROOT
+from plugins.measured import record
 from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
 

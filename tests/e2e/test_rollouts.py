@@ -33,6 +33,7 @@ import httpx
 import pytest
 
 from localcluster.controlplane import REPO_ROOT
+from plugins.measured import record
 from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
 
@@ -101,11 +102,6 @@ def build_incompatible_image(cluster: RealCluster, workdir: Path) -> str:
     return cluster.images.add(
         context, TARGET, INCOMPATIBLE_TAG, workdir, file=context / "Dockerfile"
     )
-
-
-def record(key: str, value: object) -> None:
-    """A figure for the record (not asserted): shown with `pytest -s`."""
-    print(f"\n[measured] {key}: {value}", flush=True)
 
 
 @dataclass

@@ -408,9 +408,6 @@ def start_signup(env: OperatorEnv, service: ExampleService, user: str) -> str:
     return email_secret(Suite(env.server, {"signup-workflow": service}), user)
 
 
-def record(key: str, value: object) -> None:
-    """A figure for the record (not asserted): shown with `pytest -s`."""
-    print(f"\n[measured] {key}: {value}")
 
 
 def ready_reason(status: dict[str, Any]) -> str | None:
