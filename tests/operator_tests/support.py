@@ -408,8 +408,6 @@ def start_signup(env: OperatorEnv, service: ExampleService, user: str) -> str:
     return email_secret(Suite(env.server, {"signup-workflow": service}), user)
 
 
-
-
 def ready_reason(status: dict[str, Any]) -> str | None:
     """The reason of the Ready condition of a status (None without one)."""
     ready: dict[str, Any] = next(
