@@ -29,12 +29,12 @@ from operator_tests.support import (
     click,
     eventually,
     ready_reason,
-    record,
     spec_for,
     start_signup,
     version_of,
 )
 
+from plugins.measured import record
 from restate_operator import clock
 
 pytestmark = pytest.mark.kube

@@ -10,7 +10,9 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client import ApiException
-from operator_tests.support import GROUP, PLURAL, VERSION, OperatorEnv, eventually, record, spec_for
+from operator_tests.support import GROUP, PLURAL, VERSION, OperatorEnv, eventually, spec_for
+
+from plugins.measured import record
 
 pytestmark = pytest.mark.kube
 

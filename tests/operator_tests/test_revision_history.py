@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_tests.support import OperatorEnv, eventually, ready_reason, record, version_of
+from operator_tests.support import OperatorEnv, eventually, ready_reason, version_of
+
+from plugins.measured import record
 
 pytestmark = pytest.mark.kube
 

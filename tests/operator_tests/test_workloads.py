@@ -20,10 +20,11 @@ from operator_tests.support import (
     click,
     eventually,
     ready_reason,
-    record,
     start_signup,
     version_of,
 )
+
+from plugins.measured import record
 
 pytestmark = pytest.mark.kube
 
