@@ -99,6 +99,11 @@ def upgrade(rel: Release, *sets: str) -> float:
         args += ["--set", item]
     started = time.monotonic()
     rel.cluster.helm(*args)
+    # A chart that changes Restate's settings restarts its pod (the earlier chart gave Restate
+    # no retry policy); the port-forwards follow the new pod, as a user's would, once asked.
+    eventually(lambda: rel.ingress.get("/restate/health").status_code == 200
+               and rel.admin.get("/health").status_code == 200,
+               120, "Restate's ingress and admin through the port-forwards")  # fmt: skip
     return time.monotonic() - started
 
 

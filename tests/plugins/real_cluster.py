@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,17 +225,35 @@ class RealCluster:
 
     @contextlib.contextmanager
     def port_forward(self, namespace: str, target: str, remote: int) -> Iterator[str]:
-        """``kubectl port-forward`` as a user runs it; yields the local URL."""
+        """``kubectl port-forward`` as a user runs it; yields the local URL.
+
+        kubectl's port-forward ends when its pod goes (a `helm upgrade` that changes Restate's
+        settings restarts Restate's pod); a user runs it again, and so does this, on the same
+        local port, until the block ends."""
         local = free_port()
         cmd = [self._tool("kubectl"), "--kubeconfig", str(self.kubeconfig), "-n", namespace,
                "port-forward", target, f"{local}:{remote}", "--address", "127.0.0.1"]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = threading.Event()
+        current: list[subprocess.Popen[bytes]] = []
+
+        def keep_forwarding() -> None:
+            while not done.is_set():
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                current[:] = [proc]
+                proc.wait()
+                done.wait(1)  # before running it again, as a user would
+
+        supervisor = threading.Thread(target=keep_forwarding, daemon=True)
+        supervisor.start()
         try:
             eventually(lambda: _connectable(local), 30, f"port-forward to {target}")
             yield f"http://127.0.0.1:{local}"
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            done.set()
+            while supervisor.is_alive():  # (it may have started one more as done was set)
+                for proc in current:
+                    proc.terminate()
+                supervisor.join(timeout=1)
 
 
 def _connectable(port: int) -> bool:
