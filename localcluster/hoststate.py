@@ -70,6 +70,23 @@ def restore_sysctls(path: Path) -> dict[str, str]:
     return saved
 
 
+def record_paths(record: Path, paths: Iterable[Path]) -> None:
+    """Saves which of `paths` exist before a node starts (other tools share some: podman's CNI
+    networks under /var/lib/cni, Docker's containerd under /run/containerd), unless a run that
+    did not clean up saved them already."""
+    if not record.exists():
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps([str(p) for p in paths if p.exists()]) + "\n")
+
+
+def recorded_paths(record: Path, paths: Iterable[Path]) -> set[Path]:
+    """Those of `paths` that existed before the node started. With nothing saved no node of
+    ours started since the last clean stop (it saves them first), so all that exist now."""
+    if not record.exists():
+        return {p for p in paths if p.exists()}
+    return {Path(p) for p in json.loads(record.read_text())}
+
+
 def run(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, check=check)
 

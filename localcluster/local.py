@@ -32,13 +32,15 @@ RUN_DIR = Path("/run/restate-examples-node")
 CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
 # The host's values from before the first node started: machine-wide, like the node itself.
 SYSCTLS_RECORD = Path("/var/lib/restate-examples-node.sysctls.json")
+PATHS_RECORD = Path("/var/lib/restate-examples-node.paths.json")  # FIXED_PATHS there before
 IMAGES_ARCHIVE = CACHE / "images" / "images.tar"
 IMAGES_SH = REPO_ROOT / "localcluster" / "images" / "images.sh"
 DEFAULT_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"
 API_PORT = 6443
 NODE_READY_TIMEOUT = 120.0
 # Directories the kubelet, containerd and the CNI plugins use whatever their configuration
-# says (none exists on a machine that never ran a node).
+# says (none exists on a machine that never ran a node; those that existed before the node
+# started, PATHS_RECORD, are not the node's to remove).
 FIXED_PATHS = (
     Path("/var/lib/kubelet"),
     Path("/run/containerd"),
@@ -147,6 +149,7 @@ def _start(images: Path | None) -> ClusterInfo:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     hoststate.record_sysctls(SYSCTLS_RECORD)
+    hoststate.record_paths(PATHS_RECORD, FIXED_PATHS)
     node.setup_network()
     cp = ControlPlane(
         bin_dir,
@@ -200,6 +203,7 @@ def down() -> list[str]:
     processes, pod containers, mounts, network namespaces, the bridge, iptables chains,
     cgroups, fixed paths; puts the sysctls back. Returns what it found to remove."""
     found: list[str] = []
+    existed = hoststate.recorded_paths(PATHS_RECORD, FIXED_PATHS)
     try:
         recorded = ClusterInfo(**json.loads(_state_file().read_text()))
         order = list(reversed(recorded.pids.values()))
@@ -233,11 +237,13 @@ def down() -> list[str]:
         found.append("sysctls restored")
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
-    left = hoststate.leftovers([STATE_DIR, RUN_DIR], node.BRIDGE, FIXED_PATHS)
+    ours = [p for p in FIXED_PATHS if p not in existed]
+    left = hoststate.leftovers([STATE_DIR, RUN_DIR], node.BRIDGE, ours)
     changed = {k: v for k, v in hoststate.read_sysctls().items() if restored.get(k, v) != v}
     left += [f"sysctl {k}={v} (was {restored[k]})" for k, v in changed.items()]
     if left:
         raise RuntimeError("the local node left this on the host: " + "; ".join(left))
+    PATHS_RECORD.unlink(missing_ok=True)
     return found
 
 
