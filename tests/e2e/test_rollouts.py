@@ -35,6 +35,7 @@ import pytest
 from localcluster.controlplane import REPO_ROOT
 from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
+from testkit.restate import query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
@@ -126,12 +127,7 @@ class Release:
         return json.loads(self.cluster.kubectl("-n", self.namespace, *args, "-o", "json"))
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        answer = self.admin.post(
-            "/query", json={"query": sql}, headers={"accept": "application/json"}
-        )
-        answer.raise_for_status()
-        rows: list[dict[str, Any]] = answer.json()["rows"]
-        return rows
+        return query(self.admin, sql)
 
     def run(self, key: str) -> dict[str, Any]:
         rows = self.query(
