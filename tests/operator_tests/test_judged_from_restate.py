@@ -67,11 +67,8 @@ def present(env: OperatorEnv, name: str, hash_: str, deployment_id: str) -> bool
 
 
 def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: OperatorEnv) -> None:
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
-    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=2, revisionHistoryLimit=0)
-    first = env.wait_workload(
-        "signup", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    signup, first = env.registered_workload(
+        "signup-workflow", "signup", drainDelaySeconds=2, revisionHistoryLimit=0
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     secret = start_signup(env, signup, "pinned")  # suspended on its promise, pinned to v1
@@ -115,14 +112,9 @@ def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: Operator
 
 
 def test_a_drained_version_stays_for_the_drain_delay(env: OperatorEnv) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
     delay = 6.0
-    env.create_workload(
-        "greeter", greeter.port, "v1", drainDelaySeconds=int(delay), revisionHistoryLimit=0
-    )
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=int(delay), revisionHistoryLimit=0
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     rollout(env, "greeter", first)
@@ -218,14 +210,8 @@ def proxy(env: OperatorEnv) -> Iterator[MangledQueries]:
 def test_an_answer_without_the_count_removes_nothing(
     env: OperatorEnv, proxy: MangledQueries
 ) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload(
-        "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
-        adminUrl=proxy.url,
-    )  # fmt: skip
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0, adminUrl=proxy.url
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     proxy.drop_rows = True
@@ -268,14 +254,8 @@ def test_a_pinned_deployment_missing_from_the_list_is_still_counted(
 ) -> None:
     """GET /deployments not listing a known deployment id is no evidence that nothing is
     pinned to it: the count is asked all the same, and the version stays while it is 1."""
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
-    env.create_workload(
-        "signup", signup.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
-        adminUrl=proxy.url,
-    )  # fmt: skip
-    first = env.wait_workload(
-        "signup", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    signup, first = env.registered_workload(
+        "signup-workflow", "signup", drainDelaySeconds=0, revisionHistoryLimit=0, adminUrl=proxy.url
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     secret = start_signup(env, signup, "unlisted")  # suspended on its promise, pinned to v1
@@ -301,14 +281,8 @@ def test_removing_is_not_written_before_the_delete_is_answered(
 ) -> None:
     """While Restate does not accept the DELETE of a drained version's deployment, the status
     does not call the version Removing: it is Draining, with its pods, Service and deployment."""
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload(
-        "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
-        adminUrl=proxy.url,
-    )  # fmt: skip
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0, adminUrl=proxy.url
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     proxy.fail_deletes = True
@@ -394,3 +368,4 @@ def _reconciles_ok(env: OperatorEnv) -> float:
         if line.startswith('restate_operator_reconciles_total{result="ok"}'):
             return float(line.split()[-1])
     return 0.0
+
