@@ -25,6 +25,9 @@ from typing import Any
 import httpx
 import pytest
 from operator_tests.support import (
+    GROUP,
+    PLURAL,
+    VERSION,
     OperatorEnv,
     click,
     eventually,
@@ -368,4 +371,56 @@ def _reconciles_ok(env: OperatorEnv) -> float:
         if line.startswith('restate_operator_reconciles_total{result="ok"}'):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_registration_deletes_a_superseded_deployment_the_list_does_not_show(
+    env: OperatorEnv, proxy: MangledQueries
+) -> None:
+    """GET /deployments not listing a superseded deployment is no evidence that Restate has
+    lost it: the operator asks for it by id and, drained, DELETEs it; only when Restate
+    answers 404 for the id is it dropped from status without a DELETE."""
+    greeter = env.start_example("user-object")
+    env.create_service("greeter", greeter.port)
+    env.create_deployment("greeter", "v1")
+    env.operator.start()
+    spec = spec_for("greeter", greeter.port, drainDelaySeconds=1, adminUrl=proxy.url)
+    env.create_registration("greeter", spec)
+    first = env.wait_reason("greeter", "Registered")["deploymentId"]
+    proxy.hide = {first}  # Restate has it; the list the operator reads does not show it
+    env.set_version("greeter", "v2")
+    second = env.wait_reregistered("greeter", first, 60, "v2 registered")["deploymentId"]
+    eventually(
+        lambda: deployment_ids(env) == {second}, 30, "the unlisted superseded deployment deleted"
+    )
+    assert proxy.hidden > 0
+    eventually(lambda: ("Normal", "Deregistered") in [e[:2] for e in env.events("greeter")], 10,
+               "the Deregistered event")  # fmt: skip
+
+    # Gone from Restate behind the operator's back (404 for its id): forgotten, no DELETE due.
+    long_delay = {"spec": {"drainDelaySeconds": 600}}
+    env.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, env.namespace, PLURAL, "greeter", long_delay
+    )
+    proxy.hide = {second}
+    env.set_version("greeter", "v3")
+    third = env.wait_reregistered("greeter", second, 60, "v3 registered")["deploymentId"]
+    eventually(
+        lambda: [e.get("drainedAt") is not None for e in env.ready("greeter")["status_fields"]
+                 ["superseded"]] == [True],
+        30,
+        "v2's deployment drained, its removal 600 s away",
+    )  # fmt: skip
+    assert second in deployment_ids(env)  # the delay holds it
+    env.server.admin.delete(f"/deployments/{second}?force=true").raise_for_status()
+    eventually(lambda: env.server.admin.get(f"/deployments/{second}").status_code == 404, 10,
+               "Restate answers 404 for v2's deployment")  # fmt: skip
+    final = eventually(
+        lambda: (s := env.ready("greeter")["status_fields"])["superseded"] == [] and s,
+        30,
+        "the deployment Restate answers 404 for dropped from status",
+    )
+    assert final["deploymentId"] == third and final["supersededDeploymentIds"] == []
+    assert deployment_ids(env) == {third}
+    eventually(lambda: ("Normal", "Gone") in [e[:2] for e in env.events("greeter")], 10,
+               "the Gone event")  # fmt: skip
 
