@@ -424,3 +424,33 @@ def test_registration_deletes_a_superseded_deployment_the_list_does_not_show(
     eventually(lambda: ("Normal", "Gone") in [e[:2] for e in env.events("greeter")], 10,
                "the Gone event")  # fmt: skip
 
+
+def test_a_version_entry_the_model_refuses_is_judged_from_restate(env: OperatorEnv) -> None:
+    """A status version entry the CRD schema accepts but the operator's model does not (its
+    state removed by hand): a Warning names it, and the version is found again by its URI,
+    under the same Restate deployment."""
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0
+    )
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    env.operator.stop()
+    edited = {"status": {"versions": [{"hash": v1, "deploymentId": v1_id}]}}
+    env.kube.kubectl(
+        "patch", "rwl", "greeter", "-n", env.namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(edited),
+    )  # fmt: skip
+    assert "state" not in version_of(env.workload_status("greeter"), v1)
+    env.operator.start()
+    fixed = env.wait_workload(
+        "greeter",
+        lambda s: version_of(s, v1).get("state") == "Current" and ready_reason(s) == "Registered",
+        30,
+        "v1 current again, judged from Restate",
+    )
+    assert fixed["deploymentId"] == v1_id and deployment_ids(env) == {v1_id}
+    warnings = eventually(
+        lambda: [e for e in env.events("greeter") if e[:2] == ("Warning", "VersionStatusInvalid")],
+        10,
+        "the VersionStatusInvalid warning",
+    )
+    assert v1 in str(warnings[0][2]) and "state" in str(warnings[0][2])
