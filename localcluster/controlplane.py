@@ -30,9 +30,9 @@ from localcluster import kubeconfig as kc
 from localcluster.pki import CertificateAuthority, KeyPair, service_account_keys
 from testkit.ports import free_port
 from testkit.processes import Process, stop_pid
+from testkit.tiers import BUILD_SH, REPO
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-BUILD_SH = REPO_ROOT / "localcluster" / "tools" / "build.sh"
+REPO_ROOT = REPO  # the checkout (one place: testkit/tiers.py, with build.sh's path)
 ENV_BIN_DIR = "RESTATE_EXAMPLES_CONTROLPLANE_BIN"
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"

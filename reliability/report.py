@@ -190,6 +190,17 @@ def render_soak(s: dict[str, Any]) -> str:
     )
 
 
+# The fuzz results' fields that the template shows as they are.
+AFTER_FIELDS = ("not_completed", "scheduled", "retrying", "retried", "healthy",
+                "greeter_keys_checked", "greeter_mismatches", "documented_requests_ok")  # fmt: skip
+UNREACHABLE_FIELDS = ("during", "restate_status", "attempts", "last_failure", "after_restart")
+
+
+def _fields(values: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The named values, for a template's substitute (a missing one is a KeyError)."""
+    return {name: values[name] for name in names}
+
+
 def render_fuzz(z: dict[str, Any]) -> str:
     targets = table(
         [
@@ -238,22 +249,10 @@ def render_fuzz(z: dict[str, Any]) -> str:
         targets=targets,
         answers=answers,
         raw=raw,
-        not_completed=a["not_completed"],
-        scheduled=a["scheduled"],
-        retrying=a["retrying"],
-        retried=a["retried"],
-        healthy=a["healthy"],
-        greeter_keys_checked=a["greeter_keys_checked"],
-        greeter_mismatches=a["greeter_mismatches"],
-        documented_requests_ok=a["documented_requests_ok"],
+        **_fields(a, AFTER_FIELDS),
+        **_fields(u, UNREACHABLE_FIELDS),
+        **_fields(z, ("deduplicated", "sent_invalid_checked")),
         ingress_5xx=sum(c["5xx_ingress"] for c in z["targets"].values()),
-        during=u["during"],
-        restate_status=u["restate_status"],
-        attempts=u["attempts"],
-        last_failure=u["last_failure"],
-        after_restart=u["after_restart"],
-        deduplicated=z["deduplicated"],
-        sent_invalid_checked=z["sent_invalid_checked"],
         no_negative_case=len(z["no_negative_case"]),
         notes="\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "",
     )

@@ -99,12 +99,16 @@ class RestateServer:
         return result
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        answer = self.admin.post(
-            "/query", json={"query": sql}, headers={"accept": "application/json"}
-        )
-        answer.raise_for_status()
-        rows: list[dict[str, Any]] = answer.json()["rows"]
-        return rows
+        return query(self.admin, sql)
+
+
+def query(admin: httpx.Client, sql: str) -> list[dict[str, Any]]:
+    """The rows of a SQL query over Restate's system tables (POST /query on an admin API
+    client: a local server's, or a port-forward to one on a cluster)."""
+    answer = admin.post("/query", json={"query": sql}, headers={"accept": "application/json"})
+    answer.raise_for_status()
+    rows: list[dict[str, Any]] = answer.json()["rows"]
+    return rows
 
 
 class ExampleService:

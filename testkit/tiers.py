@@ -205,10 +205,25 @@ def _go_version() -> str | None:
     return proc.stdout.strip() if proc and proc.returncode == 0 else None
 
 
+def pinned_versions(path: Path = VERSIONS_ENV) -> dict[str, str]:
+    """The pins of ``versions.env`` (``NAME=value`` lines; comments and blank lines skipped),
+    read as build.sh sources them. A name stated twice is an error (which one would win?)."""
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Z_][A-Z0-9_]*)=(\S*)\s*$", line)
+        if match is None:
+            continue
+        name, value = match.groups()
+        if name in pins:
+            raise ValueError(f"{path}: {name} is stated twice")
+        pins[name] = value
+    return pins
+
+
 def _go_needed() -> str:
-    match = re.search(r"^GO_VERSION=(\S+)", VERSIONS_ENV.read_text(), re.M)
-    assert match, f"no GO_VERSION in {VERSIONS_ENV}"
-    return match.group(1)
+    found = pinned_versions().get("GO_VERSION")
+    assert found, f"no GO_VERSION in {VERSIONS_ENV}"
+    return found
 
 
 def _restate_cached() -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from testkit.restate import REPO
+from testkit.tiers import pinned_versions
 
 
 def tracked(pattern: str) -> list[Path]:
@@ -31,9 +32,9 @@ def versions_env() -> Path:
 
 
 def go_version() -> str:
-    found: list[str] = re.findall(r"^GO_VERSION=(\S+)$", versions_env().read_text(), re.MULTILINE)
-    assert len(found) == 1, f"{versions_env()} states GO_VERSION {len(found)} times"
-    return found[0]
+    found = pinned_versions(versions_env()).get("GO_VERSION")  # stated twice: ValueError
+    assert found, f"{versions_env()} states no GO_VERSION"
+    return found
 
 
 def parse(version: str) -> tuple[int, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,13 @@ def test_make_doctor_prints_this_machines_tiers() -> None:
     want = [f"preflight: {t.line()}" for t in tiers.decide(tiers.probe())]
     assert lines[1:-1] == want, proc.stdout
     assert lines[-1].startswith("preflight: "), proc.stdout
+
+
+def test_versions_env_is_read_as_build_sh_sources_it(tmp_path: Path) -> None:
+    pins = tiers.pinned_versions()
+    assert pins["KUBE_VERSION"].startswith("v1.") and pins["GO_VERSION"] == tiers._go_needed()
+    assert not any(name.startswith("#") for name in pins)
+    twice = tmp_path / "versions.env"
+    twice.write_text("# a comment\nGO_VERSION=1.26.7\n\nGO_VERSION=1.26.8\n")
+    with pytest.raises(ValueError, match="GO_VERSION is stated twice"):
+        tiers.pinned_versions(twice)

@@ -31,7 +31,7 @@ from restate_operator.conditions import Reason, ready_condition, set_condition
 from restate_operator.reconcile import Outcome, reconcile
 from restate_operator.settings import get_settings
 from restate_operator.spec import RegistrationOptions, parse_registration, parse_workload
-from restate_operator.status import Deletion, WaitingOn
+from restate_operator.status import Deletion, WaitingOn, versions_of
 from restate_operator.workload import (
     ENDPOINT_ANNOTATION,
     KIND,
@@ -329,11 +329,10 @@ async def _record(
     if not outcome.ready:
         metrics.ERRORS.labels(str(outcome.reason)).inc()
     if isinstance(outcome, WorkloadOutcome):
-        versions = outcome.fields.get("versions") or []
         states: dict[str, int] = {}
-        for version in versions:
-            states[version["state"]] = states.get(version["state"], 0) + 1
-        pinned = {v["hash"]: int(v.get("pinnedInvocations") or 0) for v in versions}
+        for version in outcome.versions:
+            states[version.state] = states.get(version.state, 0) + 1
+        pinned = {v.hash: v.pinned_invocations or 0 for v in outcome.versions}
         metrics.set_workload(namespace, name, states, pinned)
         for seconds in outcome.registered_after:
             metrics.READY_TO_REGISTERED.observe(seconds)
@@ -654,8 +653,7 @@ async def delete_workload(
         patch = {"deletion": deletion.model_dump(by_alias=True, exclude_none=True)}
         await k8s.patch_status(namespace, name, patch, plural=WORKLOADS)
         raise kopf.TemporaryError(message, delay=get_settings().drift_check_seconds)
-    labels = {v["deploymentId"]: v["hash"] for v in status.get("versions") or []
-              if v.get("deploymentId")}  # fmt: skip
+    labels = {v.deployment_id: v.hash for v in versions_of(status) if v.deployment_id}
     labels.update(await _deployments_by_uri(namespace, name, options))
     await _remove_from_restate(
         body, WORKLOADS, namespace, name, options, status, meta, list(labels), retry, logger,

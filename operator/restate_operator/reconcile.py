@@ -20,7 +20,9 @@ The superseded deployment is kept in `status.supersededDeploymentIds` (and `stat
 with why each is still there) and judged from Restate on every pass, as a RestateWorkload's old
 versions are: it stays while an unfinished invocation is pinned to it or it is still the latest
 deployment of some service, then `drainDelaySeconds` more (an invocation accepted just before
-the switch may not be pinned yet); only then is it removed (DELETE ?force=true). A
+the switch may not be pinned yet); only then is it removed (DELETE ?force=true). It is dropped
+from status without a DELETE only when Restate answers 404 for its id (a deployment missing
+from `GET /deployments` is asked for by id first). A
 rollback to an earlier template gives that template's URI again: if its old deployment is
 already gone it is simply registered anew; if it still exists (something was pinned to it)
 and is not the latest, it is re-registered with `force: true`, which rediscovers it and makes
@@ -257,7 +259,9 @@ async def _prune(
 ) -> tuple[list[dict[str, Any]], float | None]:
     """Judges each superseded deployment from Restate: kept while an unfinished invocation is
     pinned to it (counted even when GET /deployments no longer lists it) or it is the latest of
-    a service, then for drainDelaySeconds; then removed. (kept, seconds until a delay ends)."""
+    a service, then for drainDelaySeconds; then removed (DELETE). One GET /deployments does
+    not list is asked for by id: forgotten only on Restate's 404, else judged and DELETEd like
+    any other. (kept, seconds until a delay ends)."""
     kept: list[dict[str, Any]] = []
     wake_in: float | None = None
     delay = float(spec.drain_delay_seconds)
@@ -273,7 +277,11 @@ async def _prune(
             )
             kept.append(entry)
             continue
-        if deployment_id not in existing:  # gone from Restate, nothing pinned: nothing to do
+        # Not in GET /deployments is no evidence that Restate lost it: asked for by id, only
+        # its 404 means gone (an error answer fails the pass, and the entry stays).
+        if deployment_id not in existing and await admin.deployment(deployment_id) is None:
+            events.append(("Gone", f"superseded deployment {deployment_id}: Restate answers "
+                           "404 for it (nothing pinned); dropped from status"))  # fmt: skip
             continue
         if not entry.get("drainedAt"):
             entry["drainedAt"] = stamp()

@@ -7,9 +7,10 @@ model field is in the CRD's status schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 VersionState = Literal["Pending", "Current", "Draining", "Removing", "Retired"]
 
@@ -101,6 +102,22 @@ class RegistrationStatus(_Status):
     superseded: list[Superseded] | None = None
     deletion: Deletion | None = None
     conditions: list[Condition] | None = None
+
+
+def versions_of(status: Mapping[str, Any], invalid: list[str] | None = None) -> list[VersionStatus]:
+    """A RestateWorkload status's `versions`, typed. An entry the model refuses (status is a
+    cache: edited by hand, say) is left out and described in `invalid`; the version's
+    ReplicaSet is then adopted and judged from Restate like any version the status lost."""
+    versions: list[VersionStatus] = []
+    for raw in status.get("versions") or []:
+        try:
+            versions.append(VersionStatus.model_validate(raw))
+        except ValidationError as error:
+            if invalid is not None:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                invalid.append(f"{str(raw)[:120]}: {where}: {first['msg']}")
+    return versions
 
 
 def dump(model: type[_Status], patch: dict[str, Any]) -> dict[str, Any]:

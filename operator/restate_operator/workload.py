@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from restate_operator import k8s
 from restate_operator.admin_api import AdminApi, AdminApiError, RestateDeployment, same_endpoint
@@ -43,6 +43,7 @@ from restate_operator.conditions import Reason
 from restate_operator.promote import Conflict, register_or_promote
 from restate_operator.settings import Settings
 from restate_operator.spec import RESTART_ANNOTATION, WorkloadSpec, version_hash
+from restate_operator.status import VersionState, VersionStatus, versions_of
 
 WORKLOAD_LABEL = "examples.restate.dev/workload"
 VERSION_LABEL = "examples.restate.dev/version"
@@ -50,11 +51,16 @@ VERSION_LABEL = "examples.restate.dev/version"
 # lost, a version's Restate deployment is still found by it (Restate is the truth, status a cache).
 ENDPOINT_ANNOTATION = "examples.restate.dev/endpoint"
 KIND = "RestateWorkload"
-PENDING, CURRENT, DRAINING, REMOVING = "Pending", "Current", "Draining", "Removing"
+PENDING: Final = "Pending"
+CURRENT: Final = "Current"
+DRAINING: Final = "Draining"
+REMOVING: Final = "Removing"
 # Drained, past its delay: scaled to 0, its Service and Restate deployment kept (the revision
 # history, up to revisionHistoryLimit): a rollback to it scales it up under the same deployment.
-RETIRED = "Retired"
-_OLD = (DRAINING, REMOVING, RETIRED)
+RETIRED: Final = "Retired"
+_OLD: tuple[VersionState, ...] = (DRAINING, REMOVING, RETIRED)
+# What a version that becomes current (or pending again) no longer has.
+_STALE = ("draining_since", "drained_at", "retired_at", "pinned_invocations", "message")
 # Labels of the workload not copied to its Services: they would claim Helm manages them.
 _NOT_COPIED = ("app.kubernetes.io/managed-by", "helm.sh/chart")
 
@@ -74,7 +80,8 @@ class WorkloadOutcome:
     ready: bool
     reason: Reason
     message: str
-    fields: dict[str, Any]
+    fields: dict[str, Any]  # the status patch (its versions dumped from `versions`)
+    versions: list[VersionStatus] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     failed: bool = False  # an admin API error: retry soon
     busy: bool = False  # a rollout pending or versions draining: poll
@@ -201,10 +208,13 @@ class _Pass:
         self.settings, self.namespace, self.name, self.spec = settings, namespace, name, spec
         self.desired = version_hash(spec)
         self.current: str | None = status.get("currentVersion")
-        self.versions: dict[str, dict[str, Any]] = {
-            v["hash"]: dict(v) for v in status.get("versions") or [] if v.get("hash")
-        }
-        self.events: list[Event] = []
+        # The status's versions, typed (status.py): read and written through VersionStatus.
+        invalid: list[str] = []
+        self.versions: dict[str, VersionStatus] = {v.hash: v for v in versions_of(status, invalid)}
+        self.events: list[Event] = [
+            Event("Warning", "VersionStatusInvalid", f"left out of the status: {entry}")
+            for entry in invalid
+        ]
         self.registered_after: list[float] = []
         self.drained_after: list[float] = []
         self.wake_in: float | None = None
@@ -222,7 +232,7 @@ class _Pass:
         annotations = ((rs or {}).get("metadata") or {}).get("annotations") or {}
         return str(
             annotations.get(ENDPOINT_ANNOTATION)
-            or self.versions.get(version, {}).get("endpoint")
+            or (known.endpoint if (known := self.versions.get(version)) else None)
             or self.endpoint(version)
         )
 
@@ -249,7 +259,8 @@ async def reconcile_workload(
     }
     for version in replicasets:  # status lost (a restore, a replace): adopt what exists
         if version and version not in p.versions:
-            p.versions[version] = {"hash": version, "state": DRAINING, "drainingSince": stamp()}
+            p.versions[version] = VersionStatus(hash=version, state=DRAINING,
+                                                draining_since=stamp())  # fmt: skip
             if version != p.desired:
                 p.event("VersionAdopted", f"version {version}: a ReplicaSet the status does "
                         "not list; judged from Restate (its deployment found by URI)")  # fmt: skip
@@ -273,20 +284,19 @@ async def reconcile_workload(
         )
     else:
         await _scale_and_restart(p, rs)
-    entry = p.versions.setdefault(desired, {"hash": desired, "state": PENDING})
+    entry = p.versions.setdefault(desired, VersionStatus(hash=desired, state=PENDING))
     ready, ready_replicas = replicaset_ready(rs, spec.replicas)
-    entry.update(replicas=spec.replicas, readyReplicas=ready_replicas)
-    if entry.get("state") in _OLD:  # a rollback to a version still there (or in the history)
-        for stale in ("drainingSince", "drainedAt", "retiredAt", "pinnedInvocations", "message"):
-            entry.pop(stale, None)
-        entry["state"] = PENDING
+    entry.replicas, entry.ready_replicas = spec.replicas, ready_replicas
+    if entry.state in _OLD:  # a rollback to a version still there (or in the history)
+        _forget(entry, *_STALE)
+        entry.state = PENDING
     if ready:
         _ready_seen.setdefault((namespace, name, desired), time.monotonic())
     for version, other in p.versions.items():
         if version != desired:
             found = replicasets.get(version) or {}
-            other["readyReplicas"] = int((found.get("status") or {}).get("readyReplicas") or 0)
-            other["replicas"] = int((found.get("spec") or {}).get("replicas") or 0)
+            other.ready_replicas = int((found.get("status") or {}).get("readyReplicas") or 0)
+            other.replicas = int((found.get("spec") or {}).get("replicas") or 0)
 
     # 2. Restate: register the desired version once Ready, drain and remove the others.
     conflict: str | None = None
@@ -318,9 +328,9 @@ def _find_deployments(
     for version, entry in p.versions.items():
         uri = p.endpoint_of(version, replicasets.get(version))
         found = next((d for d in existing.values() if same_endpoint(d.uri, uri)), None)
-        entry["endpoint"] = uri
+        entry.endpoint = uri
         if found is not None:
-            entry["deploymentId"] = found.id
+            entry.deployment_id = found.id
 
 
 async def _scale_and_restart(p: _Pass, rs: dict[str, Any]) -> None:
@@ -371,7 +381,7 @@ async def _register(
     version, spec = p.desired, p.spec
     entry = p.versions[version]
     endpoint = p.endpoint(version)
-    ours = {v["deploymentId"] for v in p.versions.values() if v.get("deploymentId")}
+    ours = {v.deployment_id for v in p.versions.values() if v.deployment_id}
     try:
         promotion = await register_or_promote(
             admin, endpoint, existing.values(), latest, ours,
@@ -382,17 +392,12 @@ async def _register(
     deployment, registered = promotion.deployment, promotion.registered
     rollback = promotion.promoted
     previous = p.current
-    entry.update(
-        state=CURRENT,
-        deploymentId=deployment.id,
-        endpoint=endpoint,
-        services=sorted(s.name for s in deployment.services),
-    )
-    for stale in ("drainingSince", "drainedAt", "retiredAt", "pinnedInvocations", "message"):
-        entry.pop(stale, None)
+    entry.state, entry.deployment_id, entry.endpoint = CURRENT, deployment.id, endpoint
+    entry.services = sorted(s.name for s in deployment.services)
+    _forget(entry, *_STALE)
     if registered is not None or previous != version:
-        entry["registeredAt"] = now()
-    names = ", ".join(entry["services"]) or "no services"
+        entry.registered_at = now()
+    names = ", ".join(entry.services) or "no services"
     if registered is not None:
         seen = _ready_seen.get((p.namespace, p.name, version))
         if seen is not None and previous != version:
@@ -409,8 +414,8 @@ async def _register(
     if previous != version:
         if previous in p.versions:
             old = p.versions[previous]
-            old.update(state=DRAINING, drainingSince=stamp())
-            p.event("Draining", f"version {previous} ({old.get('deploymentId')}) receives no "
+            old.state, old.draining_since = DRAINING, stamp()
+            p.event("Draining", f"version {previous} ({old.deployment_id}) receives no "
                     "new invocations; its pods stay until the invocations pinned to it "
                     f"complete, plus {spec.drain_delay_seconds}s")  # fmt: skip
         p.current = version
@@ -430,36 +435,36 @@ async def _drain(
     whether it is still the latest of a service, then the drain delay. Drained past the delay,
     it is scaled to 0 and kept in the history (revisionHistoryLimit > 0), else removed."""
     entry = p.versions[version]
-    deployment_id = entry.get("deploymentId")
-    if entry.get("state") not in _OLD:
-        entry["state"] = DRAINING
-        entry.setdefault("drainingSince", stamp())
+    deployment_id = entry.deployment_id
+    if entry.state not in _OLD:
+        entry.state = DRAINING
+        entry.draining_since = entry.draining_since or stamp()
     pinned, latest_for = 0, []
     if deployment_id:
         latest_for = sorted(s for s, d in latest.items() if d == deployment_id)
         pinned = await admin.unfinished_pinned_invocations(deployment_id)
-    entry["pinnedInvocations"] = pinned
+    entry.pinned_invocations = pinned
     if pinned or latest_for:
-        entry.pop("drainedAt", None)
-        entry["message"] = (
+        entry.drained_at = None
+        entry.message = (
             f"{pinned} invocation(s) pinned"
             if pinned
             else f"still the latest deployment of {latest_for} (not in the current version)"
         )
         await _revive(p, version, entry, replicasets)
         return
-    if entry["state"] == RETIRED:
+    if entry.state == RETIRED:
         return
     # No deployment id known and none at its URI: never registered, nothing can be pinned.
     delay = float(p.spec.drain_delay_seconds) if deployment_id else 0.0
-    if not entry.get("drainedAt"):
-        entry["drainedAt"] = stamp()
+    if not entry.drained_at:
+        entry.drained_at = stamp()
         if deployment_id:
             p.event("Drained", f"version {version}: no invocation pinned to {deployment_id}; "
                     f"scaled to 0 in {delay:.0f}s")  # fmt: skip
-    remaining = delay - since(entry["drainedAt"])
+    remaining = delay - since(entry.drained_at)
     if remaining > 0:
-        entry["message"] = f"drained; scaled to 0 in {remaining:.0f}s"
+        entry.message = f"drained; scaled to 0 in {remaining:.0f}s"
         p.wake_in = min(p.wake_in or remaining, remaining)
         return
     if deployment_id and p.spec.revision_history_limit > 0:
@@ -467,34 +472,33 @@ async def _drain(
             rs_name = object_name(p.name, version)
             await k8s.patch_replicaset(p.namespace, rs_name, {"spec": {"replicas": 0}})
         kept = f"in the revision history: scaled to 0, {deployment_id} kept"
-        entry.update(state=RETIRED, retiredAt=stamp(), replicas=0, message=kept)
-        p.drained_after.append(since(entry.get("drainingSince")))
+        entry.state, entry.retired_at, entry.replicas, entry.message = RETIRED, stamp(), 0, kept
+        p.drained_after.append(since(entry.draining_since))
         p.event("Retired", f"version {version}: drained, scaled to 0; its Service and Restate "
                 f"deployment {deployment_id} stay in the revision history (rollback: same "
                 "deployment)")  # fmt: skip
         return
     await _remove(p, admin, version, replicasets, "drained")
     if deployment_id:
-        p.drained_after.append(since(entry.get("drainingSince")))
+        p.drained_after.append(since(entry.draining_since))
 
 
 async def _revive(
-    p: _Pass, version: str, entry: dict[str, Any], replicasets: dict[str | None, dict[str, Any]]
+    p: _Pass, version: str, entry: VersionStatus, replicasets: dict[str | None, dict[str, Any]]
 ) -> None:
     """An old version with pods at 0 (in the history, or adopted so) that Restate still needs
     (pinned invocations, the latest of a service): its pods come back."""
     rs = replicasets.get(version)
     if rs is None or int((rs.get("spec") or {}).get("replicas") or 0) > 0:
-        if entry.get("state") == RETIRED:
-            entry.update(state=DRAINING, drainingSince=stamp())
-            entry.pop("retiredAt", None)
+        if entry.state == RETIRED:
+            entry.state, entry.draining_since, entry.retired_at = DRAINING, stamp(), None
         return
     replicas = max(1, p.spec.replicas)
     await k8s.patch_replicaset(p.namespace, object_name(p.name, version),
                                {"spec": {"replicas": replicas}})  # fmt: skip
-    entry.update(state=DRAINING, drainingSince=stamp(), replicas=replicas)
-    entry.pop("retiredAt", None)
-    p.event("Revived", f"version {version}: Restate still needs it ({entry['message']}); "
+    entry.state, entry.draining_since, entry.replicas = DRAINING, stamp(), replicas
+    entry.retired_at = None
+    p.event("Revived", f"version {version}: Restate still needs it ({entry.message}); "
             f"scaled from 0 to {replicas}", warning=True)  # fmt: skip
 
 
@@ -505,12 +509,12 @@ async def _trim_history(
 ) -> None:
     """Past revisionHistoryLimit the oldest versions of the history go, Restate first."""
     history = sorted(
-        (v for v in p.versions.values() if v.get("state") == RETIRED),
-        key=lambda v: (v.get("retiredAt") or "", v["hash"]),
+        (v for v in p.versions.values() if v.state == RETIRED),
+        key=lambda v: (v.retired_at or "", v.hash),
     )
     for entry in history[: max(0, len(history) - p.spec.revision_history_limit)]:
         limit = p.spec.revision_history_limit
-        await _remove(p, admin, entry["hash"], replicasets,
+        await _remove(p, admin, entry.hash, replicasets,
                       f"past revisionHistoryLimit {limit}")  # fmt: skip
 
 
@@ -524,7 +528,7 @@ async def _remove(
     """The Restate deployment (its DELETE answered) first, then the pods, then the Service.
     The DELETE goes to a known id even if GET /deployments did not list it (no evidence that
     Restate has lost it); Restate's 404 for one already gone is fine."""
-    deployment_id = p.versions[version].get("deploymentId")
+    deployment_id = p.versions[version].deployment_id
     if deployment_id:
         await admin.delete(deployment_id)
     rs_name = object_name(p.name, version)
@@ -540,16 +544,22 @@ async def _remove(
 _ORDER = {CURRENT: 0, PENDING: 1, DRAINING: 2, REMOVING: 3, RETIRED: 4}
 
 
-def _listed(p: _Pass) -> list[dict[str, Any]]:
+def _forget(entry: VersionStatus, *fields: str) -> None:
+    """Clears fields of a version's status (absent from the status written)."""
+    for name in fields:
+        setattr(entry, name, None)
+
+
+def _listed(p: _Pass) -> list[VersionStatus]:
     """Current, pending, draining versions, then the history newest first."""
     history = sorted(
-        (v for v in p.versions.values() if v.get("state") == RETIRED),
-        key=lambda v: (v.get("retiredAt") or "", v["hash"]),
+        (v for v in p.versions.values() if v.state == RETIRED),
+        key=lambda v: (v.retired_at or "", v.hash),
         reverse=True,
     )
     others = sorted(
-        (v for v in p.versions.values() if v.get("state") != RETIRED),
-        key=lambda v: (_ORDER.get(v.get("state", ""), 9), v.get("drainingSince") or "", v["hash"]),
+        (v for v in p.versions.values() if v.state != RETIRED),
+        key=lambda v: (_ORDER.get(v.state, 9), v.draining_since or "", v.hash),
     )
     return [*others, *history]
 
@@ -563,23 +573,23 @@ def _outcome(
     ready: bool,
 ) -> WorkloadOutcome:
     versions = _listed(p)
-    draining = sum(1 for v in versions if v.get("state") in (DRAINING, REMOVING))
-    history = [v["hash"] for v in versions if v.get("state") == RETIRED]
+    draining = sum(1 for v in versions if v.state in (DRAINING, REMOVING))
+    history = [v.hash for v in versions if v.state == RETIRED]
     current = p.versions.get(p.current or "")
     rs_status = rs.get("status") or {}
     fields: dict[str, Any] = {
         "observedGeneration": generation,
         "currentVersion": p.current if current else None,
         "desiredVersion": p.desired,
-        "versions": versions,
+        "versions": [v.model_dump(by_alias=True, exclude_none=True) for v in versions],
         "drainingVersions": draining,
         "historyVersions": len(history),
         "history": history,
         "replicas": int(rs_status.get("replicas") or 0),
         "readyReplicas": int(rs_status.get("readyReplicas") or 0),
         "selector": selector_string(p.name, p.spec, p.desired),
-        "deploymentId": (current or {}).get("deploymentId"),
-        "endpoint": (current or {}).get("endpoint"),
+        "deploymentId": current.deployment_id if current else None,
+        "endpoint": current.endpoint if current else None,
     }
     waiting = f"version {p.desired}: {fields['readyReplicas']}/{p.spec.replicas} ready"
     busy = p.current != p.desired or draining > 0
@@ -591,18 +601,19 @@ def _outcome(
     elif current is None:
         result = (False, Reason.VERSION_NOT_READY, f"{waiting}; nothing registered yet")
     elif p.current != p.desired:
-        stays = f"version {p.current} ({current.get('deploymentId')}) stays current"
+        stays = f"version {p.current} ({current.deployment_id}) stays current"
         result = (True, Reason.ROLLOUT_IN_PROGRESS, f"{waiting}; {stays}")
     else:
-        services = ", ".join(current.get("services") or []) or "no services"
+        services = ", ".join(current.services or []) or "no services"
         tail = f"; {draining} older version(s) draining" if draining else ""
         result = (True, Reason.REGISTERED, f"version {p.current} registered as "
-                  f"{current.get('deploymentId')} ({services}){tail}")  # fmt: skip
+                  f"{current.deployment_id} ({services}){tail}")  # fmt: skip
     return WorkloadOutcome(
         ready=result[0],
         reason=result[1],
         message=result[2],
         fields=fields,
+        versions=versions,
         events=p.events,
         failed=failure is not None or conflict is not None,
         busy=busy,

@@ -13,15 +13,10 @@ import pytest
 import yaml
 from chart.chartkit import CHART, NAMESPACE, RELEASE, Helm, Obj
 
-from localcluster.controlplane import (
-    REPO_ROOT,
-    ControlPlane,
-    KubeStartupError,
-    resolve_bin_dir,
-)
+from localcluster.controlplane import ControlPlane, KubeStartupError, resolve_bin_dir
 from testkit.kube import Kube
+from testkit.tiers import pinned_versions
 
-VERSIONS_ENV = REPO_ROOT / "localcluster" / "tools" / "versions.env"
 # The only shape of range the chart declares: from a first minor up to (not including) another.
 RANGE = re.compile(r"^>=\s*1\.(\d+)\.0-0\s+<\s*1\.(\d+)\.0-0$")
 # Each end of the range: the API server binary (localcluster/tools/build.sh) and its version.
@@ -36,15 +31,6 @@ SWITCHES = [
     ["examples.defaults.autoscaling.enabled=true"],
     ["networkPolicy.enabled=false", "identity.enabled=false", "operator.enabled=false"],
 ]
-
-
-def pinned_versions() -> dict[str, str]:
-    pairs = (
-        line.split("=", 1)
-        for line in VERSIONS_ENV.read_text().splitlines()
-        if re.match(r"^[A-Z_]+=", line)
-    )
-    return {k: v for k, v in pairs}
 
 
 def supported_minors() -> tuple[int, int]:

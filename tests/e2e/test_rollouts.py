@@ -36,6 +36,7 @@ from localcluster.controlplane import REPO_ROOT
 from plugins.measured import record
 from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
+from testkit.restate import query
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
@@ -122,12 +123,7 @@ class Release:
         return json.loads(self.cluster.kubectl("-n", self.namespace, *args, "-o", "json"))
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        answer = self.admin.post(
-            "/query", json={"query": sql}, headers={"accept": "application/json"}
-        )
-        answer.raise_for_status()
-        rows: list[dict[str, Any]] = answer.json()["rows"]
-        return rows
+        return query(self.admin, sql)
 
     def run(self, key: str) -> dict[str, Any]:
         rows = self.query(
@@ -376,6 +372,24 @@ def test_old_code_serves_the_runs_pinned_to_it(rel: Release) -> None:
     _record_operator(rel)
 
 
+def operator_metrics(rel: Release) -> str:
+    """The operator pod's /metrics (a port-forward to its metrics port)."""
+    pods = rel.json("get", "pods", "-l", "app.kubernetes.io/component=operator")["items"]
+    pod = pods[0]["metadata"]["name"]
+    with rel.cluster.port_forward(rel.namespace, f"pod/{pod}", 9090) as url:
+        return httpx.get(f"{url}/metrics", timeout=10).text
+
+
+def operator_errors(rel: Release, reason: str) -> float:
+    """restate_operator_reconcile_errors_total for one condition reason (0 before the first)."""
+    found = re.search(
+        rf'^restate_operator_reconcile_errors_total{{reason="{reason}"}} (\S+)$',
+        operator_metrics(rel),
+        re.M,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
 def _record_operator(rel: Release) -> None:
     """The operator's figures: Ready -> registered (its histogram) and its memory (RSS)."""
     pods = rel.json("get", "pods", "-l", "app.kubernetes.io/component=operator")["items"]
@@ -386,8 +400,7 @@ def _record_operator(rel: Release) -> None:
     )  # fmt: skip
     rss = next(line for line in status.splitlines() if line.startswith("VmRSS"))
     record("operator pod RSS (/proc/1/status)", rss.split(":", 1)[1].strip())
-    with rel.cluster.port_forward(rel.namespace, f"pod/{pod}", 9090) as url:
-        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    metrics = operator_metrics(rel)
     sums = {
         m.group(1): float(m.group(2))
         for m in re.finditer(
@@ -465,10 +478,15 @@ def test_admin_api_outage_during_a_rollout(rel: Release) -> None:
             180,
             "the new version's pods Ready, the admin API unreachable",
         )
-        # It waits: nothing changes but the retries. (The operator writes an Event only when
-        # the Ready reason changes, so the retries cannot be counted from Events; its metric
-        # restate_operator_reconcile_errors would be the condition to await instead.)
-        time.sleep(10)
+        # It waits: nothing changes but the retries, counted by the operator's metric of
+        # failed reconciliations (an Event is written only when the Ready reason changes).
+        failed = operator_errors(rel, "AdminApiUnreachable")
+        eventually(
+            lambda: operator_errors(rel, "AdminApiUnreachable") >= failed + 3,
+            60,
+            "three more failed reconciliations (restate_operator_reconcile_errors)",
+            interval=1,
+        )
         waiting = w.status()
         assert waiting["currentVersion"] == start["currentVersion"]
         assert version_of(waiting, down["desiredVersion"])["state"] == "Pending"

@@ -298,6 +298,20 @@ class OperatorEnv:
                 "metadata": {"name": name}, "spec": spec}  # fmt: skip
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, WORKLOADS, body)
 
+    def registered_workload(
+        self, example: str, name: str, **extra: Any
+    ) -> tuple[ExampleService, dict[str, Any]]:
+        """The preamble of most workload tests: the example's service process and the operator
+        started, a RestateWorkload `name` of it (version v1, spec fields `extra`) created and
+        Registered. (The service, the workload's status.)"""
+        service = self.start_example(example)
+        self.operator.start()
+        self.create_workload(name, service.port, "v1", **extra)
+        status = self.wait_workload(
+            name, lambda s: ready_reason(s) == "Registered", 60, f"{name} v1 registered"
+        )
+        return service, status
+
     def workload(self, name: str) -> dict[str, Any]:
         body = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, WORKLOADS, name

@@ -25,6 +25,9 @@ from typing import Any
 import httpx
 import pytest
 from operator_tests.support import (
+    GROUP,
+    PLURAL,
+    VERSION,
     OperatorEnv,
     click,
     eventually,
@@ -67,11 +70,8 @@ def present(env: OperatorEnv, name: str, hash_: str, deployment_id: str) -> bool
 
 
 def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: OperatorEnv) -> None:
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
-    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=2, revisionHistoryLimit=0)
-    first = env.wait_workload(
-        "signup", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    signup, first = env.registered_workload(
+        "signup-workflow", "signup", drainDelaySeconds=2, revisionHistoryLimit=0
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     secret = start_signup(env, signup, "pinned")  # suspended on its promise, pinned to v1
@@ -115,14 +115,9 @@ def test_status_wiped_while_a_workflow_is_pinned_keeps_the_version(env: Operator
 
 
 def test_a_drained_version_stays_for_the_drain_delay(env: OperatorEnv) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
     delay = 6.0
-    env.create_workload(
-        "greeter", greeter.port, "v1", drainDelaySeconds=int(delay), revisionHistoryLimit=0
-    )
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=int(delay), revisionHistoryLimit=0
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     rollout(env, "greeter", first)
@@ -218,14 +213,8 @@ def proxy(env: OperatorEnv) -> Iterator[MangledQueries]:
 def test_an_answer_without_the_count_removes_nothing(
     env: OperatorEnv, proxy: MangledQueries
 ) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload(
-        "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
-        adminUrl=proxy.url,
-    )  # fmt: skip
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0, adminUrl=proxy.url
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     proxy.drop_rows = True
@@ -268,14 +257,8 @@ def test_a_pinned_deployment_missing_from_the_list_is_still_counted(
 ) -> None:
     """GET /deployments not listing a known deployment id is no evidence that nothing is
     pinned to it: the count is asked all the same, and the version stays while it is 1."""
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
-    env.create_workload(
-        "signup", signup.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
-        adminUrl=proxy.url,
-    )  # fmt: skip
-    first = env.wait_workload(
-        "signup", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    signup, first = env.registered_workload(
+        "signup-workflow", "signup", drainDelaySeconds=0, revisionHistoryLimit=0, adminUrl=proxy.url
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     secret = start_signup(env, signup, "unlisted")  # suspended on its promise, pinned to v1
@@ -301,14 +284,8 @@ def test_removing_is_not_written_before_the_delete_is_answered(
 ) -> None:
     """While Restate does not accept the DELETE of a drained version's deployment, the status
     does not call the version Removing: it is Draining, with its pods, Service and deployment."""
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload(
-        "greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0,
-        adminUrl=proxy.url,
-    )  # fmt: skip
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0, adminUrl=proxy.url
     )
     v1, v1_id = first["currentVersion"], first["deploymentId"]
     proxy.fail_deletes = True
@@ -394,3 +371,86 @@ def _reconciles_ok(env: OperatorEnv) -> float:
         if line.startswith('restate_operator_reconciles_total{result="ok"}'):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_registration_deletes_a_superseded_deployment_the_list_does_not_show(
+    env: OperatorEnv, proxy: MangledQueries
+) -> None:
+    """GET /deployments not listing a superseded deployment is no evidence that Restate has
+    lost it: the operator asks for it by id and, drained, DELETEs it; only when Restate
+    answers 404 for the id is it dropped from status without a DELETE."""
+    greeter = env.start_example("user-object")
+    env.create_service("greeter", greeter.port)
+    env.create_deployment("greeter", "v1")
+    env.operator.start()
+    spec = spec_for("greeter", greeter.port, drainDelaySeconds=1, adminUrl=proxy.url)
+    env.create_registration("greeter", spec)
+    first = env.wait_reason("greeter", "Registered")["deploymentId"]
+    proxy.hide = {first}  # Restate has it; the list the operator reads does not show it
+    env.set_version("greeter", "v2")
+    second = env.wait_reregistered("greeter", first, 60, "v2 registered")["deploymentId"]
+    eventually(
+        lambda: deployment_ids(env) == {second}, 30, "the unlisted superseded deployment deleted"
+    )
+    assert proxy.hidden > 0
+    eventually(lambda: ("Normal", "Deregistered") in [e[:2] for e in env.events("greeter")], 10,
+               "the Deregistered event")  # fmt: skip
+
+    # Gone from Restate behind the operator's back (404 for its id): forgotten, no DELETE due.
+    long_delay = {"spec": {"drainDelaySeconds": 600}}
+    env.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, env.namespace, PLURAL, "greeter", long_delay
+    )
+    proxy.hide = {second}
+    env.set_version("greeter", "v3")
+    third = env.wait_reregistered("greeter", second, 60, "v3 registered")["deploymentId"]
+    eventually(
+        lambda: [e.get("drainedAt") is not None for e in env.ready("greeter")["status_fields"]
+                 ["superseded"]] == [True],
+        30,
+        "v2's deployment drained, its removal 600 s away",
+    )  # fmt: skip
+    assert second in deployment_ids(env)  # the delay holds it
+    env.server.admin.delete(f"/deployments/{second}?force=true").raise_for_status()
+    eventually(lambda: env.server.admin.get(f"/deployments/{second}").status_code == 404, 10,
+               "Restate answers 404 for v2's deployment")  # fmt: skip
+    final = eventually(
+        lambda: (s := env.ready("greeter")["status_fields"])["superseded"] == [] and s,
+        30,
+        "the deployment Restate answers 404 for dropped from status",
+    )
+    assert final["deploymentId"] == third and final["supersededDeploymentIds"] == []
+    assert deployment_ids(env) == {third}
+    eventually(lambda: ("Normal", "Gone") in [e[:2] for e in env.events("greeter")], 10,
+               "the Gone event")  # fmt: skip
+
+
+def test_a_version_entry_the_model_refuses_is_judged_from_restate(env: OperatorEnv) -> None:
+    """A status version entry the CRD schema accepts but the operator's model does not (its
+    state removed by hand): a Warning names it, and the version is found again by its URI,
+    under the same Restate deployment."""
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0
+    )
+    v1, v1_id = first["currentVersion"], first["deploymentId"]
+    env.operator.stop()
+    edited = {"status": {"versions": [{"hash": v1, "deploymentId": v1_id}]}}
+    env.kube.kubectl(
+        "patch", "rwl", "greeter", "-n", env.namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(edited),
+    )  # fmt: skip
+    assert "state" not in version_of(env.workload_status("greeter"), v1)
+    env.operator.start()
+    fixed = env.wait_workload(
+        "greeter",
+        lambda s: version_of(s, v1).get("state") == "Current" and ready_reason(s) == "Registered",
+        30,
+        "v1 current again, judged from Restate",
+    )
+    assert fixed["deploymentId"] == v1_id and deployment_ids(env) == {v1_id}
+    warnings = eventually(
+        lambda: [e for e in env.events("greeter") if e[:2] == ("Warning", "VersionStatusInvalid")],
+        10,
+        "the VersionStatusInvalid warning",
+    )
+    assert v1 in str(warnings[0][2]) and "state" in str(warnings[0][2])

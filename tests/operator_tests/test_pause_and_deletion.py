@@ -28,11 +28,8 @@ def annotate(env: OperatorEnv, name: str, value: str | None) -> None:
 
 
 def test_a_paused_workload_changes_nothing_until_resumed(env: OperatorEnv) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0)
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0
     )
     v1, id1 = first["currentVersion"], first["deploymentId"]
 
@@ -66,10 +63,7 @@ def test_a_paused_workload_changes_nothing_until_resumed(env: OperatorEnv) -> No
 
 
 def test_a_draining_deletion_says_what_it_waits_on(env: OperatorEnv) -> None:
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
-    env.create_workload("signup", signup.port, "v1", drainTimeoutSeconds=120)
-    first = env.wait_workload("signup", lambda s: ready_reason(s) == "Registered", 60, "registered")
+    signup, first = env.registered_workload("signup-workflow", "signup", drainTimeoutSeconds=120)
     secret = start_signup(env, signup, "pinned")
     env.custom.delete_namespaced_custom_object(
         "examples.restate.dev", "v1alpha1", env.namespace, "restateworkloads", "signup"

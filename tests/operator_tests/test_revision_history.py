@@ -42,11 +42,8 @@ def to(env: OperatorEnv, label: str, history: int) -> dict[str, Any]:
 def test_rollback_within_the_history_reuses_the_deployment_and_the_limit_trims(
     env: OperatorEnv,
 ) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=2)
-    first = env.wait_workload(
-        "greeter", lambda s: ready_reason(s) == "Registered", 60, "v1 registered"
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=2
     )
     v1, id1 = first["currentVersion"], first["deploymentId"]
 

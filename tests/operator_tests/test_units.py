@@ -356,3 +356,43 @@ def test_a_status_patch_with_an_unknown_field_is_refused() -> None:
         dump(WorkloadStatus, {"currentVersoin": "abc"})
     with pytest.raises(ValidationError):
         dump(WorkloadStatus, {"versions": [{"hash": "a", "state": "Gone"}]})
+
+
+# A RestateWorkload status as the operator before typed versions wrote it (camelCase, every
+# field of a version the CRD's status schema has): existing objects must read unchanged.
+WRITTEN_BEFORE = {
+    "currentVersion": "b0f11295bc",
+    "versions": [
+        {"hash": "b0f11295bc", "state": "Current", "deploymentId": "dp_11",
+         "endpoint": "http://w-b0f11295bc.ns.svc.cluster.local:9080", "services": ["Greeter"],
+         "replicas": 1, "readyReplicas": 1, "registeredAt": "2026-11-30T10:00:00Z"},
+        {"hash": "a1a1a1a1a1", "state": "Draining", "deploymentId": "dp_10",
+         "endpoint": "http://w-a1a1a1a1a1.ns.svc.cluster.local:9080", "services": ["Greeter"],
+         "replicas": 1, "readyReplicas": 1, "pinnedInvocations": 2,
+         "registeredAt": "2026-11-29T10:00:00Z", "drainingSince": "2026-11-30T10:00:00Z",
+         "drainedAt": "2026-11-30T10:01:00Z", "message": "2 invocation(s) pinned"},
+        {"hash": "c2c2c2c2c2", "state": "Retired", "deploymentId": "dp_09", "replicas": 0,
+         "retiredAt": "2026-11-28T10:00:00Z", "message": "in the revision history"},
+    ],
+}  # fmt: skip
+
+
+def test_existing_version_entries_read_and_write_through_the_model_unchanged() -> None:
+    from restate_operator.status import VersionStatus, versions_of
+
+    versions = versions_of(WRITTEN_BEFORE)
+    assert all(isinstance(v, VersionStatus) for v in versions)
+    assert [v.deployment_id for v in versions] == ["dp_11", "dp_10", "dp_09"]
+    assert versions[1].pinned_invocations == 2 and versions[1].drained_at is not None
+    dumped = [v.model_dump(by_alias=True, exclude_none=True) for v in versions]
+    assert dumped == WRITTEN_BEFORE["versions"]  # nothing renamed, lost or added
+
+
+def test_a_version_entry_the_model_refuses_is_left_out_and_described() -> None:
+    from restate_operator.status import versions_of
+
+    invalid: list[str] = []
+    status = {"versions": [{"hash": "d3d3d3d3d3", "deploymentId": "dp_1"},  # no state
+                           *WRITTEN_BEFORE["versions"][:1]]}  # fmt: skip
+    assert [v.hash for v in versions_of(status, invalid)] == ["b0f11295bc"]
+    assert len(invalid) == 1 and "d3d3d3d3d3" in invalid[0] and "state" in invalid[0]

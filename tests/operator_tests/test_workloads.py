@@ -49,11 +49,10 @@ def metric(env: OperatorEnv, pattern: str) -> float:
 def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
     env: OperatorEnv,
 ) -> None:
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
     # No revision history here: a drained version goes (test_revision_history.py keeps them).
-    env.create_workload("signup", signup.port, "v1", drainDelaySeconds=3, revisionHistoryLimit=0)
-    first = env.wait_workload("signup", registered, 60, "version 1 registered")
+    signup, first = env.registered_workload(
+        "signup-workflow", "signup", drainDelaySeconds=3, revisionHistoryLimit=0
+    )
     v1 = first["currentVersion"]
     v1_id = first["deploymentId"]
     assert env.replicasets("signup") == {v1: 1}
@@ -162,10 +161,9 @@ def test_rollout_drains_the_old_version_then_removes_it_and_rolls_back(
 
 
 def test_admin_api_outage_mid_rollout_waits_then_completes(env: OperatorEnv) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload("greeter", greeter.port, "v1", drainDelaySeconds=0, revisionHistoryLimit=0)
-    first = env.wait_workload("greeter", registered, 60, "version 1 registered")
+    _, first = env.registered_workload(
+        "user-object", "greeter", drainDelaySeconds=0, revisionHistoryLimit=0
+    )
     env.server.stop()
     env.set_workload_version("greeter", "v2")
     down = env.wait_workload(
@@ -193,10 +191,7 @@ def test_admin_api_outage_mid_rollout_waits_then_completes(env: OperatorEnv) -> 
 
 
 def test_restart_annotation_keeps_the_version(env: OperatorEnv) -> None:
-    greeter = env.start_example("user-object")
-    env.operator.start()
-    env.create_workload("greeter", greeter.port, "v1", replicas=2)
-    first = env.wait_workload("greeter", registered, 60, "registered")
+    _, first = env.registered_workload("user-object", "greeter", replicas=2)
 
     def pods() -> set[str]:
         items = env.plain(
@@ -220,10 +215,7 @@ def test_restart_annotation_keeps_the_version(env: OperatorEnv) -> None:
 
 
 def test_deletion_drains_then_forces_and_takes_the_pods_along(env: OperatorEnv) -> None:
-    signup = env.start_example("signup-workflow")
-    env.operator.start()
-    env.create_workload("signup", signup.port, "v1", drainTimeoutSeconds=4)
-    first = env.wait_workload("signup", registered, 60, "registered")
+    signup, first = env.registered_workload("signup-workflow", "signup", drainTimeoutSeconds=4)
     start_signup(env, signup, "never-clicks")
     env.custom.delete_namespaced_custom_object(
         "examples.restate.dev", "v1alpha1", env.namespace, "restateworkloads", "signup"

@@ -12,10 +12,36 @@ import httpx
 import pytest
 
 from testkit.processes import wait_until
-from testkit.restate import Suite, SuiteFactory
+from testkit.restate import ExampleService, Suite, SuiteFactory
 
 # SHUTDOWN_GRACE_SECONDS is 5 by default; "a few seconds" leaves room for a loaded machine.
 EXIT_WITHIN = 15.0
+
+
+def handler_waiting(suite: Suite, service: ExampleService) -> tuple[str, str]:
+    """Starts `MyService/run` (one-way) and waits until its handler runs, waiting on its
+    awakeable: an in-flight request. (invocation id, awakeable id)."""
+    invocation: str = suite.ingress.post("/MyService/run/send").json()["invocationId"]
+    wait_until(
+        lambda: invocation in httpx.get(f"{service.url}/awakeables").json(),
+        30,
+        "the handler to wait on its awakeable",
+    )
+    awakeable: str = httpx.get(f"{service.url}/awakeables").json()[invocation]
+    return invocation, awakeable
+
+
+def building_blocks(make_suite: SuiteFactory, server: str, grace: float) -> Suite:
+    """The building-blocks service on one server (SERVER), no sleeps, a given grace period."""
+    return make_suite(
+        "building-blocks",
+        env={
+            "SERVER": server,
+            "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
+            "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0",
+            "SHUTDOWN_GRACE_SECONDS": str(grace),
+        },
+    )
 
 
 def test_sigterm_mid_invocation_exits_and_the_invocation_completes_after_restart(
@@ -23,14 +49,7 @@ def test_sigterm_mid_invocation_exits_and_the_invocation_completes_after_restart
 ) -> None:
     suite = make_suite("building-blocks", env={"BUILDING_BLOCKS_SLEEP_SECONDS": "0"})
     service = suite["building-blocks"]
-    invocation = suite.ingress.post("/MyService/run/send").json()["invocationId"]
-    # The handler is now running, waiting for its awakeable: an in-flight request.
-    wait_until(
-        lambda: invocation in httpx.get(f"{service.url}/awakeables").json(),
-        30,
-        "the handler to wait on its awakeable",
-    )
-    awakeable = httpx.get(f"{service.url}/awakeables").json()[invocation]
+    invocation, awakeable = handler_waiting(suite, service)
 
     started = time.monotonic()
     service.process.signal(signal.SIGTERM)
@@ -121,13 +140,7 @@ def sigterm_under_load(suite: Suite, cycle: int) -> list[str]:
     service = suite["building-blocks"]
     # An invocation in flight when SIGTERM arrives: its handler waits on an awakeable, on an
     # open HTTP/2 stream from Restate. Woken after SIGTERM, it must finish on this process.
-    in_flight = suite.ingress.post("/MyService/run/send").json()["invocationId"]
-    wait_until(
-        lambda: in_flight in httpx.get(f"{service.url}/awakeables").json(),
-        30,
-        "the handler to wait on its awakeable",
-    )
-    awakeable = httpx.get(f"{service.url}/awakeables").json()[in_flight]
+    in_flight, awakeable = handler_waiting(suite, service)
 
     def finish_in_flight() -> float:
         suite.ingress.post(f"/restate/awakeables/{awakeable}/resolve", json="draining")
@@ -170,15 +183,7 @@ def sigterm_under_load(suite: Suite, cycle: int) -> list[str]:
 def test_sigterm_under_load_finishes_in_flight_work_and_exits_cleanly(
     make_suite: SuiteFactory, server: str
 ) -> None:
-    suite = make_suite(
-        "building-blocks",
-        env={
-            "SERVER": server,
-            "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
-            "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0",
-            "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
-        },
-    )
+    suite = building_blocks(make_suite, server, GRACE_SECONDS)
     invocations: list[str] = []
     for cycle in range(1, CYCLES + 1):
         invocations += sigterm_under_load(suite, cycle)
@@ -200,23 +205,9 @@ def test_while_draining_readyz_is_503_and_new_invocations_wait_for_the_next_proc
     make_suite: SuiteFactory, server: str
 ) -> None:
     # A long grace: the process drains for as long as its in-flight invocation runs.
-    suite = make_suite(
-        "building-blocks",
-        env={
-            "SERVER": server,
-            "BUILDING_BLOCKS_SLEEP_SECONDS": "0",
-            "BUILDING_BLOCKS_CANCEL_DELAY_SECONDS": "0",
-            "SHUTDOWN_GRACE_SECONDS": "60",
-        },
-    )
+    suite = building_blocks(make_suite, server, 60)
     service = suite["building-blocks"]
-    in_flight = suite.ingress.post("/MyService/run/send").json()["invocationId"]
-    wait_until(
-        lambda: in_flight in httpx.get(f"{service.url}/awakeables").json(),
-        30,
-        "the handler to wait on its awakeable",
-    )
-    awakeable = httpx.get(f"{service.url}/awakeables").json()[in_flight]
+    in_flight, awakeable = handler_waiting(suite, service)
 
     service.process.signal(signal.SIGTERM)
     wait_until(
