@@ -97,3 +97,12 @@ def test_make_doctor_prints_this_machines_tiers() -> None:
     want = [f"preflight: {t.line()}" for t in tiers.decide(tiers.probe())]
     assert lines[1:-1] == want, proc.stdout
     assert lines[-1].startswith("preflight: "), proc.stdout
+
+
+def test_kind_on_podman_takes_the_real_pods_only_when_asked() -> None:
+    # make e2e-kind: kind with KIND_EXPERIMENTAL_PROVIDER=podman, no Docker engine
+    got = decided(kind=True, kind_podman=True)
+    assert got[tiers.REAL_PODS].runs and got[tiers.REAL_PODS].where == tiers.KIND
+    assert "podman" in got[tiers.REAL_PODS].reason
+    # podman alone (make test here) stays on the local node
+    assert decided(kind=True)[tiers.REAL_PODS].where == tiers.LOCAL_NODE
