@@ -94,13 +94,16 @@ files="$kind_src/images/base/files"
 # ------------------------------------------------------------------ the rootfs (Debian bookworm)
 t0=$SECONDS
 root="$tmp/rootfs"
+# The machine's own apt sources where it is Debian (a mirror it can reach), else Debian's.
+mirror=/etc/apt/sources.list.d/debian.sources
+[[ -f "$mirror" ]] || mirror="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main"
 mmdebstrap --quiet --variant=minbase --mode=root \
   --include=systemd,dbus,conntrack,iptables,nftables,ipset,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,procps,runc,containernetworking-plugins \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-  bookworm "$root" /etc/apt/sources.list.d/debian.sources >&2
+  bookworm "$root" "$mirror" >&2
 log "rootfs made in $((SECONDS - t0))s"
 
 # The base of the images that need iptables and a shell (kube-proxy, kube-router): the rootfs
