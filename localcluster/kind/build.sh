@@ -69,6 +69,7 @@ rm -rf "$cache/kind"/.tmp-*
 tmp="$(mktemp -d "$cache/kind/.tmp-$key-XXXXXX")"
 cleanup() {
   [[ -n "${ctrd_pid:-}" ]] && kill "$ctrd_pid" 2>/dev/null && wait "$ctrd_pid" 2>/dev/null
+  [[ -n "${base_ref:-}" ]] && podman rmi --force "$base_ref" >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap cleanup EXIT
