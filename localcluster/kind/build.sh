@@ -99,7 +99,7 @@ root="$tmp/rootfs"
 mirror=/etc/apt/sources.list.d/debian.sources
 [[ -f "$mirror" ]] || mirror="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main"
 mmdebstrap --quiet --variant=minbase --mode=root \
-  --include=systemd,dbus,conntrack,iptables,nftables,ipset,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,procps,runc,containernetworking-plugins \
+  --include=systemd,dbus,jq,conntrack,iptables,nftables,ipset,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,procps,runc,containernetworking-plugins \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
