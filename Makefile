@@ -41,7 +41,10 @@ cluster: venv controlplane node-packages
 
 # kind, kubeadm and a kind node image built on this machine (no registry, no Docker; root):
 # localcluster/kind/build.sh, cached under $(RESTATE_EXAMPLES_CACHE)/kind.
-kind-node: images controlplane
+# (images.sh first, for its podman configuration and the pause and base images; not `make
+# images`, which would also load them into a running local node.)
+kind-node: venv node-packages restate controlplane
+	@localcluster/images/images.sh >/dev/null
 	@localcluster/kind/build.sh >/dev/null
 
 # The e2e suite (tests/e2e, the same tests and fixtures) on a kind cluster of that node image,
