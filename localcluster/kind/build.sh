@@ -227,7 +227,8 @@ log "node image $image built in $((SECONDS - start))s"
 for old in "$cache/kind"/v*/; do
   old="${old%/}"
   [[ "$old" == "$dest" ]] && continue
-  [[ -f "$old/IMAGE" ]] && podman rmi --force "$(cat "$old/IMAGE")" >/dev/null 2>&1 || true
+  # Not --force: an image a kind node still runs on stays (with its container).
+  [[ -f "$old/IMAGE" ]] && podman rmi "$(cat "$old/IMAGE")" >/dev/null 2>&1 || true
   log "removing the earlier build $old"; rm -rf "$old"
 done
 echo "$dest/bin"
