@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
 .PHONY: run test doctor lint venv restate controlplane node-packages images cluster cluster-down env bench clean
-.PHONY: soak fuzz mutants
+.PHONY: soak fuzz mutants e2e-kind kind-node
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
 $(VENV)/.stamp: pyproject.toml $(wildcard services/*/__init__.py operator/*/__init__.py)
@@ -38,6 +38,26 @@ images: venv node-packages restate
 # A real single-node Kubernetes on this machine (root): prints the kubeconfig path.
 cluster: venv controlplane node-packages
 	@$(PY) -m localcluster up
+
+# kind, kubeadm and a kind node image built on this machine (no registry, no Docker; root):
+# localcluster/kind/build.sh, cached under $(RESTATE_EXAMPLES_CACHE)/kind.
+# (images.sh first, for its podman configuration and the pause and base images; not `make
+# images`, which would also load them into a running local node.)
+kind-node: venv node-packages restate controlplane
+	@localcluster/images/images.sh >/dev/null
+	@localcluster/kind/build.sh >/dev/null
+
+# The e2e suite (tests/e2e, the same tests and fixtures) on a kind cluster of that node image,
+# with kind's podman provider (rootful) and the images loaded with `kind load`; under the node
+# lock (one run on the host at a time), the cluster deleted and the host cleaned at the end.
+# Not in .ci/run (its time budget is taken). With Docker and kind, `make test` uses kind too.
+E2E_KIND_ARGS ?= tests/e2e
+e2e-kind: venv kind-node
+	flock /tmp/restate-examples-node.lock env KIND_EXPERIMENTAL_PROVIDER=podman \
+	  PATH="$$(localcluster/kind/build.sh --print-bin-dir):$$PATH" \
+	  RESTATE_EXAMPLES_KIND_IMAGE="$$(localcluster/kind/build.sh --print-image)" \
+	  RESTATE_EXAMPLES_KIND_CLUSTER=restate-examples-e2e \
+	  $(PY) -m pytest $(E2E_KIND_ARGS) -m e2e -p no:cacheprovider
 
 # Stops it and removes everything it left on the host (processes, mounts, bridge, chains...).
 cluster-down: venv

@@ -56,6 +56,9 @@ class Facts:
     """Debian's dpkg-query and apt-get."""
     kubeconfig: str | None
     """RESTATE_EXAMPLES_KUBECONFIG."""
+    kind_podman: bool = False
+    """kind's podman provider asked for (KIND_EXPERIMENTAL_PROVIDER=podman) and podman on PATH
+    (``make e2e-kind``)."""
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,11 @@ def decide(facts: Facts) -> list[Tier]:
         )
         return tiers
     not_kubeconfig = f"not on a kubeconfig: {ENV_KUBECONFIG} is not set"
-    if facts.docker and facts.kind:
+    if facts.kind and (facts.docker or facts.kind_podman):
+        engine = "a Docker engine" if facts.docker else "podman, KIND_EXPERIMENTAL_PROVIDER"
         tiers.append(
             Tier(
-                REAL_PODS,
-                what,
-                True,
-                f"on kind (a Docker engine and kind); {not_kubeconfig}",
-                where=KIND,
+                REAL_PODS, what, True, f"on kind ({engine} and kind); {not_kubeconfig}", where=KIND
             )
         )
         return tiers
@@ -260,6 +260,8 @@ def probe() -> Facts:
         kind=shutil.which("kind") is not None,
         apt=shutil.which("apt-get") is not None and shutil.which("dpkg-query") is not None,
         kubeconfig=os.environ.get(ENV_KUBECONFIG) or None,
+        kind_podman=os.environ.get("KIND_EXPERIMENTAL_PROVIDER") == "podman"
+        and shutil.which("podman") is not None,
     )
 
 

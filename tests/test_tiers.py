@@ -108,3 +108,12 @@ def test_versions_env_is_read_as_build_sh_sources_it(tmp_path: Path) -> None:
     twice.write_text("# a comment\nGO_VERSION=1.26.7\n\nGO_VERSION=1.26.8\n")
     with pytest.raises(ValueError, match="GO_VERSION is stated twice"):
         tiers.pinned_versions(twice)
+
+
+def test_kind_on_podman_takes_the_real_pods_only_when_asked() -> None:
+    # make e2e-kind: kind with KIND_EXPERIMENTAL_PROVIDER=podman, no Docker engine
+    got = decided(kind=True, kind_podman=True)
+    assert got[tiers.REAL_PODS].runs and got[tiers.REAL_PODS].where == tiers.KIND
+    assert "podman" in got[tiers.REAL_PODS].reason
+    # podman alone (make test here) stays on the local node
+    assert decided(kind=True)[tiers.REAL_PODS].where == tiers.LOCAL_NODE

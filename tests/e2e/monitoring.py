@@ -20,10 +20,11 @@ NAMESPACE = "monitoring"
 PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
 SCRAPE_CONFIG = REPO_ROOT / "deploy" / "monitoring" / "prometheus.yml"
-# The local node has Prometheus built from its Go module as an image
+# The local node and kind on podman have Prometheus built from its Go module as an image
 # (localcluster/images/images.sh); elsewhere, the upstream image of the same release.
 IMAGES = {
     "local-node": "localhost/restate-examples-prometheus:test",
+    "kind-podman": "localhost/restate-examples-prometheus:test",
     "default": "quay.io/prometheus/prometheus:v3.16.0",
 }
 
@@ -101,8 +102,9 @@ def manifests(image: str) -> list[dict[str, Any]]:
 
 
 def deploy(cluster: RealCluster, workdir: Path) -> None:
+    where = cluster.provider if cluster.kind is None else f"kind-{cluster.kind.provider}"
     image = os.environ.get(
-        "RESTATE_EXAMPLES_PROMETHEUS_IMAGE", IMAGES.get(cluster.provider, IMAGES["default"])
+        "RESTATE_EXAMPLES_PROMETHEUS_IMAGE", IMAGES.get(where, IMAGES["default"])
     )
     path = workdir / "prometheus.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests(image)}))

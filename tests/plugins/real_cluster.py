@@ -3,8 +3,11 @@
 ``real_cluster`` is, in this order:
 1. ``RESTATE_EXAMPLES_KUBECONFIG``: any cluster; the images must already be where its nodes
    pull them from (``RESTATE_EXAMPLES_IMAGE_PREFIX`` is put before every image repository);
-2. kind, where a Docker engine and kind exist: the images are built with ``docker build`` and
-   loaded with ``kind load`` (cluster ``RESTATE_EXAMPLES_KIND_CLUSTER``, made if missing);
+2. kind, where kind and a Docker engine exist, or podman with ``KIND_EXPERIMENTAL_PROVIDER=podman``
+   (``make e2e-kind``): the images are built with ``docker build`` (podman: images.sh) and
+   loaded with ``kind load`` (cluster ``RESTATE_EXAMPLES_KIND_CLUSTER``, made if missing from
+   ``localcluster/kind/cluster.yaml`` and the node image ``RESTATE_EXAMPLES_KIND_IMAGE``,
+   else kind's default; ``localcluster.kindnode``);
 3. else the local real node (``localcluster.local``, root): the images are built with
    ``localcluster/images/images.sh`` and imported into its containerd. A node already started by
    ``make cluster`` is reused and left running; one started here is stopped at the end.
@@ -30,7 +33,7 @@ from pathlib import Path
 import pytest
 from catalog import IMAGE_VALUES
 
-from localcluster import local
+from localcluster import kindnode, local
 from localcluster.controlplane import (
     REPO_ROOT,
     KubeStartupError,
@@ -45,6 +48,7 @@ from testkit.processes import eventually
 ENV_KUBECONFIG = "RESTATE_EXAMPLES_KUBECONFIG"
 ENV_IMAGE_PREFIX = "RESTATE_EXAMPLES_IMAGE_PREFIX"
 ENV_KIND_CLUSTER = "RESTATE_EXAMPLES_KIND_CLUSTER"
+ENV_KIND_IMAGE = "RESTATE_EXAMPLES_KIND_IMAGE"
 
 
 class CommandError(AssertionError):
@@ -152,14 +156,21 @@ def by_archive(engine: ImageEngine, load: Callable[[Path], object]) -> Callable[
     return deliver
 
 
-def kind_images(name: str, engine: ImageEngine | None = None) -> ClusterImages:
-    """kind: built with docker, loaded into the nodes with ``kind load image-archive``."""
-    engine = engine or ImageEngine("docker")
-
-    def load(archive: Path) -> None:
-        run(["kind", "load", "image-archive", str(archive), "--name", name], timeout=900)
-
-    return ClusterImages(engine, "", "e2e", by_archive(engine, load))
+def kind_images(cluster: kindnode.Kind) -> ClusterImages:
+    """kind: built with the provider's engine and loaded into the nodes with ``kind load
+    image-archive``. Docker: each Dockerfile target with ``docker build`` (tag ``e2e``);
+    podman: images.sh's images (its storage, the chart's default references), like the local
+    node's."""
+    if cluster.provider == "podman":
+        engine = ImageEngine("podman", local.podman_env())
+        return ClusterImages(
+            engine,
+            "docker.io/library/",
+            local.chart_app_version(),
+            by_archive(engine, cluster.load),
+        )
+    engine = ImageEngine("docker")
+    return ClusterImages(engine, "", "e2e", by_archive(engine, cluster.load))
 
 
 def local_node_images(tag: str) -> ClusterImages:
@@ -190,8 +201,8 @@ class RealCluster:
     """How a test adds an image (None: a kubeconfig without an image prefix, nowhere to put
     one); ``images_missing`` says why."""
     images_missing: str = ""
-    kind_node: str | None = None
-    """The kind node's container (kind only)."""
+    kind: kindnode.Kind | None = None
+    """The kind cluster (kind only)."""
 
     def kill_container(self, namespace: str, pod: str) -> None:
         """SIGKILLs the pod's (first) container from the node's runtime: the process gets no
@@ -202,9 +213,8 @@ class RealCluster:
         assert runtime == "containerd", container_id
         if self.provider == "local-node":
             local.kill_container(cid)
-        elif self.provider == "kind" and self.kind_node:
-            run(["docker", "exec", self.kind_node, "ctr", "-n", "k8s.io", "task", "kill",
-                 "--all", "--signal", "SIGKILL", cid])  # fmt: skip
+        elif self.kind is not None:
+            self.kind.kill_container(cid)
         else:
             pytest.skip("killing a container needs the node's runtime; a kubeconfig alone "
                         "gives no access to it")  # fmt: skip
@@ -275,25 +285,27 @@ def _docker_usable() -> bool:
 
 
 def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
-    name = os.environ.get(ENV_KIND_CLUSTER, "restate-examples")
-    existing = run(["kind", "get", "clusters"]).stdout.split()
-    if name not in existing:
-        run(["kind", "create", "cluster", "--name", name, "--wait", "180s"])
-    kubeconfig = workdir / "kind.kubeconfig"
-    kubeconfig.write_text(run(["kind", "get", "kubeconfig", "--name", name]).stdout)
-    images = kind_images(name)
-    sets = []
-    for target, key in IMAGE_VALUES.items():
-        images.add(REPO_ROOT, target, images.tag, workdir / "images", stage=target)
-        sets += ["--set", f"{key}.image.repository={images.name_prefix}restate-examples-{target}"]
-        sets += ["--set", f"{key}.image.tag={images.tag}"]
+    cluster = kindnode.Kind(os.environ.get(ENV_KIND_CLUSTER, "restate-examples"))
+    existing = cluster.name in cluster.clusters()
+    if not existing:
+        cluster.create(os.environ.get(ENV_KIND_IMAGE) or None)
     try:
-        yield RealCluster(
-            "kind", kubeconfig, bin_dir, workdir, sets, images, kind_node=f"{name}-control-plane"
-        )
+        kubeconfig = workdir / "kind.kubeconfig"
+        kubeconfig.write_text(cluster.kind("get", "kubeconfig", "--name", cluster.name))
+        images = kind_images(cluster)
+        sets = []
+        if cluster.provider == "podman":  # images.sh's, under the chart's default references
+            cluster.load(local.build_images())
+        else:
+            for target, key in IMAGE_VALUES.items():
+                images.add(REPO_ROOT, target, images.tag, workdir / "images", stage=target)
+                sets += ["--set", f"{key}.image.repository=restate-examples-{target}"]
+                sets += ["--set", f"{key}.image.tag={images.tag}"]
+        yield RealCluster("kind", kubeconfig, bin_dir, workdir, sets, images, kind=cluster)
     finally:
-        if name not in existing:
-            run(["kind", "delete", "cluster", "--name", name], check=False)
+        if not existing:  # fails the run, naming it, if anything stays on the host
+            left = cluster.delete()
+            assert not left, f"kind left {left} after kind delete cluster (removed now)"
 
 
 def _local_node(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
