@@ -36,8 +36,9 @@ images: venv node-packages restate
 	@$(PY) -m localcluster load-images
 
 # A real single-node Kubernetes on this machine (root): prints the kubeconfig path.
+# INGRESS=1 also starts Traefik, the ingress controller (Ingress and Gateway API).
 cluster: venv controlplane node-packages
-	@$(PY) -m localcluster up
+	@$(PY) -m localcluster up $(if $(INGRESS),--ingress)
 
 # Stops it and removes everything it left on the host (processes, mounts, bridge, chains...).
 cluster-down: venv
