@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
-.PHONY: run test doctor lint venv restate controlplane node-packages images cluster cluster-down env bench clean
+.PHONY: run test doctor lint venv restate controlplane traefik node-packages images cluster cluster-down env bench clean
 .PHONY: soak fuzz mutants
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
@@ -24,6 +24,10 @@ restate:
 # Kubernetes control-plane and node binaries, helm, CoreDNS, built from Go modules into the cache.
 controlplane:
 	@localcluster/tools/build.sh
+
+# Traefik (the local node's ingress controller) and the Gateway API CRDs, from their Go modules.
+traefik:
+	@localcluster/tools/build-traefik.sh >/dev/null
 
 # podman, containerd, the CNI plugins, mmdebstrap... from Debian (root; only what is missing).
 node-packages:
