@@ -236,14 +236,18 @@ def test_tls_is_verified_against_the_test_ca(edge: Edge, routed: None) -> None:
         with _client(edge, via, tls=True) as client:
             tls = _request(client, "GET", "/restate/health")
             assert tls.status_code == 200
+        host = _host(via)
         other = CertificateAuthority(edge.ca.parent / f"other-{via}")
-        context = ssl.create_default_context(cafile=str(other.cert))
-        with (
-            httpx.Client(base_url=edge.controller.https, verify=context, timeout=30) as stranger,
-            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
-        ):
-            stranger.get("/restate/health", headers={"host": _host(via)},
-                         extensions={"sni_hostname": _host(via)})  # fmt: skip
+        strangers = [
+            (ssl.create_default_context(cafile=str(other.cert)), host),  # another CA
+            (ssl.create_default_context(cafile=str(edge.ca)), f"other.{host}"),  # another name
+        ]
+        for context, sni in strangers:
+            with (
+                httpx.Client(base_url=edge.controller.https, verify=context, timeout=30) as c,
+                pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+            ):
+                c.get("/restate/health", headers={"host": host}, extensions={"sni_hostname": sni})
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
