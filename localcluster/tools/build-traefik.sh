@@ -56,8 +56,8 @@ trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 start=$SECONDS
 log "building Traefik $traefik_version into $dest (GOCACHE $GOCACHE)"
 (cd "$mod" && go mod download github.com/traefik/traefik/v3 github.com/go-acme/lego/v5 \
-  github.com/gorilla/mux sigs.k8s.io/gateway-api)
-# Two modules are built from patched copies (outside the repo, under $tmp), because the Go
+  github.com/gorilla/mux github.com/abbot/go-http-auth sigs.k8s.io/gateway-api)
+# Three modules are built from patched copies (outside the repo, under $tmp), because the Go
 # module proxy does not serve what Traefik's own build uses (go build -overlay cannot replace
 # files in GOMODCACHE, hence copies):
 # - lego: its DNS-provider factory imports the SDK of every DNS provider, several of whose
@@ -66,6 +66,8 @@ log "building Traefik $traefik_version into $dest (GOCACHE $GOCACHE)"
 # - gorilla/mux: Traefik uses its fork (containous/mux, not served), which matches routes on a
 #   routing path Traefik keeps in the request's context; patches/mux-routing-path.patch adds
 #   that (Router.UseRoutingPath, RoutingPathKey) to upstream mux.
+# - go-http-auth: likewise its fork (containous/go-http-auth) answers a stale digest nonce with
+#   stale=true; patches/go-http-auth-stale.patch adds that (DigestAuth.RequireAuthStale).
 copy() { # copy <module> <dir>: a writable copy of the module's files
   cp -r "$(cd "$mod" && go list -m -f '{{.Dir}}' "$1")" "$2"
   chmod -R u+w "$2"
@@ -74,10 +76,12 @@ copy github.com/go-acme/lego/v5 "$tmp/lego"
 cp "$mod/patches/lego_dns_providers.go.txt" "$tmp/lego/providers/dns/zz_gen_dns_providers.go"
 copy github.com/gorilla/mux "$tmp/mux"
 patch --quiet -p1 -d "$tmp/mux" < "$mod/patches/mux-routing-path.patch"
+copy github.com/abbot/go-http-auth "$tmp/go-http-auth"
+patch --quiet -p1 -d "$tmp/go-http-auth" < "$mod/patches/go-http-auth-stale.patch"
 cp "$mod/go.mod" "$tmp/go.mod"
 cp "$mod/go.sum" "$tmp/go.sum"
 (cd "$mod" && go mod edit -modfile="$tmp/go.mod" -replace "github.com/go-acme/lego/v5=$tmp/lego" \
-  -replace "github.com/gorilla/mux=$tmp/mux")
+  -replace "github.com/gorilla/mux=$tmp/mux" -replace "github.com/abbot/go-http-auth=$tmp/go-http-auth")
 mkdir -p "$tmp/out/bin" "$tmp/out/crds/standard"
 (cd "$mod" && go build -mod=readonly -modfile="$tmp/go.mod" \
   -ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$traefik_version" \

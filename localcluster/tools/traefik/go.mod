@@ -352,8 +352,8 @@ require (
 
 // Traefik's own replaces (a module's replaces apply only in its own build), with what the Go
 // module proxy serves: its dynamic-configuration extension point (an empty module in its
-// repository, ./ext here) and upstream go-http-auth in place of its fork. (Its mux fork:
-// ../build-traefik.sh patches upstream mux.)
+// repository, ./ext here) and upstream go-http-auth in place of its fork (../build-traefik.sh
+// patches it, and upstream mux, with what Traefik uses of its forks).
 replace (
 	github.com/abbot/go-http-auth => github.com/abbot/go-http-auth v0.4.1-0.20220112235402-e1cee1c72f2f
 	github.com/traefik/traefik/dynamic/ext => ./ext
