@@ -133,8 +133,13 @@ def manifests(image: str, tls: KeyPair) -> list[dict[str, Any]]:
     """Traefik's namespace, account, Deployment, Service, classes and Gateway."""
     labels = {"app.kubernetes.io/name": NAME}
     args = [
+        # Routes without entry points of their own (an Ingress's) are served on both, over
+        # TLS on websecure (with the Ingress's certificate for its host).
         f"--entryPoints.web.address=:{HTTP_PORT}",
+        "--entryPoints.web.asDefault=true",
         f"--entryPoints.websecure.address=:{HTTPS_PORT}",
+        "--entryPoints.websecure.asDefault=true",
+        "--entryPoints.websecure.http.tls=true",
         f"--entryPoints.traefik.address=:{PING_PORT}",
         "--ping=true",
         "--providers.kubernetesIngress=true",
