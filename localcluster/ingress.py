@@ -97,6 +97,11 @@ def load_image(built: Path) -> str:
     return ref
 
 
+# What Traefik's Gateway provider watches (Traefik's own documented RBAC, and ListenerSets).
+GATEWAY_KINDS = ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "tcproutes",
+                 "tlsroutes", "referencegrants", "backendtlspolicies", "listenersets"]  # fmt: skip
+
+
 def _rbac() -> list[dict[str, Any]]:
     """Read what both providers route from; write only the status of what they serve."""
     read = ["get", "list", "watch"]
@@ -107,14 +112,9 @@ def _rbac() -> list[dict[str, Any]]:
          "verbs": read},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"],
          "verbs": ["update"]},
+        {"apiGroups": ["gateway.networking.k8s.io"], "resources": GATEWAY_KINDS, "verbs": read},
         {"apiGroups": ["gateway.networking.k8s.io"],
-         "resources": ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes",
-                       "referencegrants", "backendtlspolicies", "listenersets"],
-         "verbs": read},
-        {"apiGroups": ["gateway.networking.k8s.io"],
-         "resources": ["gatewayclasses/status", "gateways/status", "httproutes/status",
-                       "grpcroutes/status", "tlsroutes/status", "backendtlspolicies/status",
-                       "listenersets/status"],
+         "resources": [f"{k}/status" for k in GATEWAY_KINDS if k != "referencegrants"],
          "verbs": ["update"]},
     ]  # fmt: skip
     subject = {"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}
