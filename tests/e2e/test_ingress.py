@@ -102,9 +102,11 @@ def release(
     workdir = tmp_path_factory.mktemp("ingress-release")
     cert = edge.issuer.issue("ingress", common_name=INGRESS_HOST, dns_names=(INGRESS_HOST,),
                              server=True)  # fmt: skip
-    real_cluster.kubectl("create", "namespace", NAMESPACE)
-    real_cluster.kubectl("-n", NAMESPACE, "create", "secret", "tls", INGRESS_TLS_SECRET,
-                         f"--cert={cert.cert}", f"--key={cert.key}")  # fmt: skip
+    for obj in (["namespace", NAMESPACE],
+                ["-n", NAMESPACE, "secret", "tls", INGRESS_TLS_SECRET, f"--cert={cert.cert}",
+                 f"--key={cert.key}"]):  # fmt: skip
+        manifest = real_cluster.kubectl("create", *obj, "--dry-run=client", "-o", "json")
+        real_cluster.kubectl("apply", "-f", "-", input=manifest)
     values = workdir / "values.json"
     values.write_text(json.dumps(_values(True)))
     real_cluster.helm(
