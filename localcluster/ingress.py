@@ -106,7 +106,9 @@ def _rbac() -> list[dict[str, Any]]:
     """Read what both providers route from; write only the status of what they serve."""
     read = ["get", "list", "watch"]
     rules = [
-        {"apiGroups": [""], "resources": ["services", "secrets", "namespaces"], "verbs": read},
+        {"apiGroups": [""], "resources": ["services", "secrets", "namespaces", "configmaps"],
+         "verbs": read},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"],
          "verbs": read},
