@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export RESTATE_EXAMPLES_CACHE ?= $(HOME)/.cache/restate-examples
 
-.PHONY: run test doctor lint venv restate controlplane node-packages images cluster cluster-down env bench clean
+.PHONY: run test doctor lint venv restate controlplane traefik node-packages images cluster cluster-down env bench clean
 .PHONY: soak fuzz mutants e2e-kind kind-node
 
 # A virtualenv with the pinned dependencies, rebuilt when pyproject.toml or the packages change.
@@ -25,6 +25,10 @@ restate:
 controlplane:
 	@localcluster/tools/build.sh
 
+# Traefik (the local node's ingress controller) and the Gateway API CRDs, from their Go modules.
+traefik:
+	@localcluster/tools/build-traefik.sh >/dev/null
+
 # podman, containerd, the CNI plugins, mmdebstrap... from Debian (root; only what is missing).
 node-packages:
 	@localcluster/node-packages.sh
@@ -36,8 +40,9 @@ images: venv node-packages restate
 	@$(PY) -m localcluster load-images
 
 # A real single-node Kubernetes on this machine (root): prints the kubeconfig path.
+# INGRESS=1 also starts Traefik, the ingress controller (Ingress and Gateway API).
 cluster: venv controlplane node-packages
-	@$(PY) -m localcluster up
+	@$(PY) -m localcluster up $(if $(INGRESS),--ingress)
 
 # kind, kubeadm and a kind node image built on this machine (no registry, no Docker; root):
 # localcluster/kind/build.sh, cached under $(RESTATE_EXAMPLES_CACHE)/kind.

@@ -9,8 +9,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from localcluster import local, node
+from localcluster import ingress, local, node
 from localcluster.controlplane import KubeStartupError, resolve_bin_dir
+from localcluster.pki import CertificateAuthority
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=local.DEFAULT_KUBECONFIG,
         help="where to write the admin kubeconfig (default: %(default)s)",
+    )
+    up.add_argument(
+        "--ingress",
+        action="store_true",
+        help="also start Traefik (Ingress and Gateway API; `make cluster INGRESS=1`), its "
+        f"HTTPS certificate from a test CA in {local.STATE_DIR}/ingress-pki",
     )
     sub.add_parser("down", help="stop it and remove everything it left on the host")
     sub.add_parser("status", help="print the running cluster's record (exit 1 if none)")
@@ -40,6 +47,17 @@ def main(argv: list[str] | None = None) -> int:
             f"timings {json.dumps(info.timings)}",
             file=sys.stderr,
         )
+        if args.ingress:
+            ca = CertificateAuthority(local.STATE_DIR / "ingress-pki")
+            cert = ca.issue("gateway", common_name="*.example.local",
+                            dns_names=("*.example.local",), server=True)  # fmt: skip
+            controller = ingress.deploy(args.kubeconfig, cert)
+            print(
+                f"Traefik {controller.version}: {controller.http} and {controller.https} "
+                f"(IngressClass {ingress.INGRESS_CLASS}, Gateway {ingress.NAMESPACE}/"
+                f"{ingress.GATEWAY}; test CA {ca.cert})",
+                file=sys.stderr,
+            )
         print(args.kubeconfig)
     elif args.command == "down":
         found = local.down()

@@ -180,7 +180,7 @@ def decide(facts: Facts) -> list[Tier]:
                 what,
                 True,
                 f"on the local node (Linux, root, apt); {not_kind}; {not_kubeconfig}",
-                ("controlplane", "node-packages"),
+                ("controlplane", "node-packages", "traefik"),
                 where=LOCAL_NODE,
             )
         )

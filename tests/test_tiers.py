@@ -38,7 +38,12 @@ def test_root_on_linux_runs_every_tier_on_the_local_node() -> None:
     assert [t.name for t in got.values()] == [tiers.SERVICES, tiers.CONTROL_PLANE, tiers.REAL_PODS]
     assert all(t.runs for t in got.values()), got
     assert got[tiers.REAL_PODS].where == tiers.LOCAL_NODE
-    assert tiers.targets(list(got.values())) == ["restate", "controlplane", "node-packages"]
+    assert tiers.targets(list(got.values())) == [
+        "restate",
+        "controlplane",
+        "node-packages",
+        "traefik",
+    ]
 
 
 def test_not_root_skips_the_local_node_and_installs_nothing_for_it() -> None:

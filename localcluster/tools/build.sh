@@ -31,9 +31,11 @@ log() { printf 'controlplane: %s\n' "$*" >&2; }
 # Bump when the build flags below change, to invalidate existing caches.
 build_format=4
 # The key changes whenever a pinned version, a module file, a Go source file or
-# build_format changes. It does not call `go` so that a warm run stays fast.
+# build_format changes. It does not call `go` so that a warm run stays fast. traefik/ is left
+# out: the ingress controller has its own key and cache (build-traefik.sh).
 hash="$(cd "$here" && { echo "$build_format"; cat versions.env \
-  $(find . -name go.mod -o -name go.sum -o -name '*.go' | LC_ALL=C sort); } \
+  $(find . -path ./traefik -prune -o \( -name go.mod -o -name go.sum -o -name '*.go' \) -print \
+    | LC_ALL=C sort); } \
   | sha256sum | cut -c1-12)"
 key="${KUBE_VERSION}-${hash}"
 dest="$cache/controlplane/$key"
