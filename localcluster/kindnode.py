@@ -11,7 +11,9 @@ sysctls the kubelet in the node changes (they are not namespaced).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ ENV_PROVIDER = "KIND_EXPERIMENTAL_PROVIDER"
 LABEL = "io.x-k8s.kind.cluster"
 NETWORK = "kind"
 LIB_MODULES = Path("/lib/modules")
+CNI_NETWORKS = Path("/var/lib/cni/networks")  # podman's CNI backend: address leases per network
 STATE = local.CACHE / "kind-host"
 """What this module made on the host (to undo it): the marker of /lib/modules, the sysctls."""
 CREATE_TIMEOUT = 600.0
@@ -108,6 +111,15 @@ class Kind:
         if self.provider == "podman" and self._network_unused():
             found.append(f"network {NETWORK}")
             self.engine("network", "rm", NETWORK)
+        if self.provider == "podman" and self.engine("network", "exists", NETWORK).returncode:
+            # podman's CNI backend keeps the network's address leases after `network rm`.
+            leases = CNI_NETWORKS / NETWORK
+            if leases.is_dir():
+                found.append(f"path {leases}")
+                shutil.rmtree(leases, ignore_errors=True)
+            for empty in (CNI_NETWORKS, CNI_NETWORKS.parent):
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
         marker = STATE / "lib-modules-made"
         if marker.exists():
             if LIB_MODULES.is_dir() and not any(LIB_MODULES.iterdir()):
