@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e.pods import awakeable_for, example_image, probe_pod
 from e2e.test_policies_and_metrics import connect, denied, reaches
 
 from localcluster import ingress
@@ -165,22 +166,6 @@ def _logs(cluster: RealCluster, example: str) -> str:
     return cluster.kubectl("-n", NAMESPACE, "logs", "-l", selector, "--tail=-1")
 
 
-def _awakeable_for(cluster: RealCluster, invocation_id: str) -> str:
-    """The awakeable id from the building-blocks service's GET /awakeables, as a user gets it
-    (port-forward: the service itself is not exposed)."""
-    with (
-        cluster.port_forward(NAMESPACE, f"svc/{FULLNAME}-building-blocks", 9080) as url,
-        httpx.Client(base_url=url, timeout=10) as service,
-    ):
-        found: str = eventually(
-            lambda: service.get("/awakeables").json().get(invocation_id),
-            90,
-            f"the awakeable of {invocation_id}",
-            interval=0.5,
-        )
-    return found
-
-
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 @pytest.mark.parametrize("via", VIAS)
 def test_every_readme_request(
@@ -224,7 +209,7 @@ def test_every_readme_request(
         run = _request(c, "POST", "/MyService/run/send", headers={"idempotency-key": tag})
         assert run.status_code in (200, 202), run.text
         invocation = run.json()["invocationId"]
-        awakeable = _awakeable_for(real_cluster, invocation)
+        awakeable = awakeable_for(real_cluster, NAMESPACE, FULLNAME, invocation)
         resolved = _request(c, "POST", f"/restate/awakeables/{awakeable}/resolve", json="hello")
         assert resolved.status_code in (200, 202), resolved.text
         result = _request(c, "GET", f"/restate/invocation/{invocation}/attach").json()
@@ -280,29 +265,7 @@ def _admin_or_service_answer(answer: httpx.Response) -> bool:
 
 
 def _probe_pod(cluster: RealCluster, namespace: str, name: str) -> str:
-    image = cluster.kubectl(
-        "-n", NAMESPACE, "get", "pods", "-l", "examples.restate.dev/example=user-object",
-        "-o", "jsonpath={.items[0].spec.containers[0].image}",
-    )  # fmt: skip
-    pod = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["python", "-c", "import time; time.sleep(3600)"],
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}},
-            }],
-        },
-    }  # fmt: skip
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
-    cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", f"pod/{name}",
-                    "--timeout=120s")  # fmt: skip
-    return name
+    return probe_pod(cluster, namespace, name, example_image(cluster, NAMESPACE))
 
 
 def _svc(name: str) -> str:

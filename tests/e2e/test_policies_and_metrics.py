@@ -23,6 +23,7 @@ import httpx
 import pytest
 from e2e import monitoring
 from e2e.dashboard import render_latency_panel
+from e2e.pods import example_image, probe_pod
 
 from localcluster.controlplane import REPO_ROOT
 from plugins.real_cluster import RealCluster
@@ -102,35 +103,11 @@ def release(real_cluster: RealCluster, prometheus: str) -> Iterator[str]:
 
 
 def _image(cluster: RealCluster) -> str:
-    """The image of an example's pod (it has Python, for the connection probes)."""
-    return cluster.kubectl(
-        "-n", NAMESPACE, "get", "pods", "-l", "examples.restate.dev/example=user-object",
-        "-o", "jsonpath={.items[0].spec.containers[0].image}",
-    )  # fmt: skip
+    return example_image(cluster, NAMESPACE)
 
 
 def _probe_pod(cluster: RealCluster, namespace: str, name: str, image: str) -> str:
-    """A long-running pod (no label of the chart) to connect from."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"test": "probe"}},
-        "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["python", "-c", "import time; time.sleep(3600)"],
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}},
-            }],
-        },
-    }  # fmt: skip
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
-    cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", f"pod/{name}",
-                    "--timeout=120s")  # fmt: skip
-    return name
+    return probe_pod(cluster, namespace, name, image, labels={"test": "probe"})
 
 
 @pytest.fixture(scope="module")

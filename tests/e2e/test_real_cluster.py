@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e.pods import awakeable_for
 
 from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
@@ -262,28 +263,12 @@ def test_signup_workflow(real_cluster: RealCluster, release: str, ingress: httpx
     assert ingress.get(f"/restate/workflow/SignupWorkflow/{user}/attach").json() is True
 
 
-def _awakeable_for(real_cluster: RealCluster, release: str, invocation_id: str) -> str:
-    """The awakeable id, from the building-blocks service's GET /awakeables (port-forward)."""
-    target = f"svc/{FULLNAME}-building-blocks"
-    with (
-        real_cluster.port_forward(release, target, 9080) as url,
-        httpx.Client(base_url=url, timeout=10) as service,
-    ):
-        found: str = eventually(
-            lambda: service.get("/awakeables").json().get(invocation_id),
-            90,
-            f"the awakeable of {invocation_id} on GET /awakeables",
-            interval=0.5,
-        )
-    return found
-
-
 def test_building_blocks(real_cluster: RealCluster, release: str, ingress: httpx.Client) -> None:
     key = f"e2e-{uuid.uuid4().hex[:8]}"
     sent = ingress.post("/MyService/run/send", headers={"idempotency-key": key})
     assert sent.status_code in (200, 202), sent.text
     invocation_id: str = sent.json()["invocationId"]
-    awakeable = _awakeable_for(real_cluster, release, invocation_id)
+    awakeable = awakeable_for(real_cluster, release, FULLNAME, invocation_id)
     resolved = ingress.post(f"/restate/awakeables/{awakeable}/resolve", json="hello")
     assert resolved.status_code in (200, 202), resolved.text
     result = ingress.get(f"/restate/invocation/{invocation_id}/attach", timeout=120).json()
@@ -318,7 +303,7 @@ def test_service_pod_deleted_mid_invocation(
     invocation on the replacement pod, and no step runs twice across the two pods."""
     sent = ingress.post("/MyService/run/send", headers={"idempotency-key": uuid.uuid4().hex})
     invocation_id: str = sent.json()["invocationId"]
-    awakeable = _awakeable_for(real_cluster, release, invocation_id)
+    awakeable = awakeable_for(real_cluster, release, FULLNAME, invocation_id)
     before = _stub_steps(_logs(real_cluster, release, "building-blocks"), invocation_id)
     assert before, "no step ran before the awakeable"
     selector = (
