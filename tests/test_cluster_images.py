@@ -10,9 +10,11 @@ both layers' files must be there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,9 +65,27 @@ def context(path: Path, dockerfile: str, files: dict[str, str]) -> Path:
     return path
 
 
-def test_an_image_built_from_the_clusters_image_reaches_its_nodes(tmp_path: Path) -> None:
-    engine = podman_store(tmp_path / "engine")
-    node = podman_store(tmp_path / "node")  # stands for the nodes' image store
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[Callable[[str], ImageEngine]]:
+    """Throwaway podman stores. Run without root, podman starts a pause process (holding its
+    user namespace) per store's tmp_dir, which outlives the command: stopped with the store."""
+    roots: list[Path] = []
+
+    def make(name: str) -> ImageEngine:
+        roots.append(tmp_path / name)
+        return podman_store(tmp_path / name)
+
+    yield make
+    for root in roots:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((root / "tmp" / "pause.pid").read_text()), signal.SIGKILL)
+
+
+def test_an_image_built_from_the_clusters_image_reaches_its_nodes(
+    tmp_path: Path, stores: Callable[[str], ImageEngine]
+) -> None:
+    engine = stores("engine")
+    node = stores("node")  # stands for the nodes' image store
     loaded: list[Path] = []
 
     def load(archive: Path) -> None:
