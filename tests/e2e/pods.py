@@ -3,12 +3,17 @@ example's own port through `kubectl port-forward`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 
 import httpx
 
+from localcluster.controlplane import REPO_ROOT
 from plugins.real_cluster import RealCluster
 from testkit.processes import eventually
+
+CHART = REPO_ROOT / "deploy" / "helm" / "restate-examples"
 
 
 def example_image(cluster: RealCluster, namespace: str) -> str:
@@ -62,3 +67,20 @@ def awakeable_for(cluster: RealCluster, namespace: str, fullname: str, invocatio
             interval=0.5,
         )
     return found
+
+
+@contextlib.contextmanager
+def installed(cluster: RealCluster, release: str, namespace: str, *helm_args: str) -> Iterator[str]:
+    """The chart installed as the README has users install it, and waited for as it has them
+    wait (the four examples registered: their workloads Ready); uninstalled at the end."""
+    cluster.helm(
+        "install", release, str(CHART), "--namespace", namespace, "--create-namespace",
+        "--wait", "--timeout", "10m", *cluster.image_values, *helm_args,
+    )  # fmt: skip
+    cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", "restateworkloads",
+                    "--all", "--timeout=300s")  # fmt: skip
+    try:
+        yield namespace
+    finally:
+        cluster.helm("uninstall", release, "--namespace", namespace, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

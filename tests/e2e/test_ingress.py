@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e.pods import awakeable_for, example_image, probe_pod
+from e2e.pods import awakeable_for, example_image, installed, probe_pod
 from e2e.test_policies_and_metrics import connect, denied, reaches
 
 from localcluster import ingress
@@ -110,17 +110,8 @@ def release(
         real_cluster.kubectl("apply", "-f", "-", input=manifest)
     values = workdir / "values.json"
     values.write_text(json.dumps(_values(True)))
-    real_cluster.helm(
-        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--wait", "--timeout", "10m",
-        *real_cluster.image_values, "--values", str(values),
-    )  # fmt: skip
-    real_cluster.kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", "restateworkloads",
-                         "--all", "--timeout=300s")  # fmt: skip
-    try:
-        yield NAMESPACE
-    finally:
-        real_cluster.helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
-        real_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    with installed(real_cluster, RELEASE, NAMESPACE, "--values", str(values)) as namespace:
+        yield namespace
 
 
 VIAS = ("ingress", "httproute")

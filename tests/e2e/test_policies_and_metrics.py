@@ -23,7 +23,7 @@ import httpx
 import pytest
 from e2e import monitoring
 from e2e.dashboard import render_latency_panel
-from e2e.pods import example_image, probe_pod
+from e2e.pods import example_image, installed, probe_pod
 
 from localcluster.controlplane import REPO_ROOT
 from plugins.real_cluster import RealCluster
@@ -87,19 +87,9 @@ def prometheus(
 
 @pytest.fixture(scope="module")
 def release(real_cluster: RealCluster, prometheus: str) -> Iterator[str]:
-    real_cluster.helm(
-        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-        "--wait", "--timeout", "10m", *real_cluster.image_values,
-        "--set", "metrics.grafanaDashboard.enabled=true",
-    )  # fmt: skip
-    # As the README has users wait: the four examples registered (their workloads Ready).
-    real_cluster.kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", "restateworkloads",
-                         "--all", "--timeout=300s")  # fmt: skip
-    try:
-        yield NAMESPACE
-    finally:
-        real_cluster.helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", check=False)
-        real_cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    with installed(real_cluster, RELEASE, NAMESPACE,
+                   "--set", "metrics.grafanaDashboard.enabled=true") as namespace:  # fmt: skip
+        yield namespace
 
 
 def _image(cluster: RealCluster) -> str:
