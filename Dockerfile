@@ -4,6 +4,8 @@
 #   docker build --target user-object     -t restate-examples-user-object .
 #   docker build --target signup-workflow -t restate-examples-signup-workflow .
 #   docker build --target operator        -t restate-examples-operator .
+# skaffold builds the shared `service` stage once instead and runs every example from it (the
+# chart gives each its command).
 # The images run as uid 10001 with a read-only root filesystem; Python is PID 1 (exec-form
 # CMD) and gets SIGTERM directly: the services drain for SHUTDOWN_GRACE_SECONDS, kopf stops
 # its handlers. No process is forked that Python does not reap itself, so there is no init.

@@ -5,7 +5,8 @@ reliability runs read this list; the chart's values, skaffold.yaml, the Dockerfi
 build are declarative and checked against it (tests/chart/test_catalog.py).
 
 Adding an example: an entry here, its folder under services/ (a ``service.py`` with ``app``),
-its key under ``examples:`` in the chart's values.yaml, and its stage in the Dockerfile.
+its key under ``examples:`` in the chart's values.yaml, and its stage in the Dockerfile; nothing
+else (skaffold.yaml runs every example from the Dockerfile's shared ``service`` stage).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The example catalogue (services/catalog.py) against every declarative file that lists the
 examples: the service folders, the chart's values and what it renders, the Dockerfile, the
-image build (localcluster/images/images.sh) and skaffold.yaml. Adding an example to the
+image build (localcluster/images/images.sh) and skaffold.yaml (which needs no entry per example). Adding an example to the
 catalogue and forgetting one of them fails here, naming the file."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import catalog
 import yaml
-from chart.chartkit import CHART, FULLNAME, Helm, of_kind
+from chart.chartkit import CHART, FULLNAME, Helm, named, of_kind
 from chart.test_dockerfile import DOCKERFILE, effective, parse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,8 +56,9 @@ def test_the_chart_values_list_the_catalogue() -> None:
         assert values["restateServices"] == list(e.restate_services), (
             f"values.yaml examples.{e.values_key}.restateServices"
         )
-        assert values["image"]["repository"] == IMAGE.format(e.image_target), (
-            f"values.yaml examples.{e.values_key}.image.repository"
+        # Its image is derived from its name (restate-examples-<target>), not listed.
+        assert "repository" not in values.get("image", {}), (
+            f"values.yaml examples.{e.values_key}.image.repository: derived, not set"
         )
     assert _values()["operator"]["image"]["repository"] == IMAGE.format(catalog.OPERATOR_TARGET)
 
@@ -71,6 +72,7 @@ def test_the_chart_renders_one_workload_per_example(helm: Helm) -> None:
         assert annotations["examples.restate.dev/restate-services"] == ",".join(e.restate_services)
         (container,) = workload["spec"]["template"]["spec"]["containers"]
         assert container["command"] == ["python", "-m", "examples_runtime", e.app]
+        assert container["image"].split(":")[0] == IMAGE.format(e.image_target)
 
 
 def test_the_dockerfile_has_one_stage_per_example() -> None:
@@ -102,15 +104,38 @@ def test_the_image_build_builds_every_target() -> None:
     assert built == set(catalog.IMAGE_VALUES), "localcluster/images/images.sh targets"
 
 
-def test_skaffold_builds_and_deploys_every_image() -> None:
+def test_skaffold_runs_every_example_from_its_one_service_image(helm: Helm) -> None:
+    """skaffold builds the Dockerfile's shared `service` stage once and the operator, and sets
+    the first as every example's image: an example added to the catalogue needs no entry."""
     config = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
     artifacts = {a["image"]: a["docker"]["target"] for a in config["build"]["artifacts"]}
-    assert artifacts == {IMAGE.format(t): t for t in catalog.IMAGE_VALUES}, "skaffold artifacts"
+    assert artifacts == {
+        IMAGE.format("service"): "service",
+        IMAGE.format(catalog.OPERATOR_TARGET): catalog.OPERATOR_TARGET,
+    }, "skaffold artifacts"
+    _, stages = parse(DOCKERFILE.read_text())
+    assert {name for name, stage in stages.items() if stage.base == "service"} == {
+        e.image_target for e in catalog.EXAMPLES
+    }, "the examples' stages add only their CMD to the stage skaffold builds"
     (release,) = config["deploy"]["helm"]["releases"]
-    templates = release["setValueTemplates"]
-    for target, key in catalog.IMAGE_VALUES.items():
-        variable = IMAGE.format(target).replace("-", "_")
-        assert templates[f"{key}.image.repository"] == f"{{{{.IMAGE_REPO_{variable}}}}}", (
-            f"skaffold.yaml setValueTemplates {key}.image.repository"
-        )
-        assert templates[f"{key}.image.tag"] == f"{{{{.IMAGE_TAG_{variable}}}}}"
+    templates: dict[str, str] = release["setValueTemplates"]
+    built = {
+        "examples.defaults": ("restate_examples_service", "registry.test/service", "s1"),
+        "operator": ("restate_examples_operator", "registry.test/operator", "o1"),
+    }
+    sets = []
+    for key, (variable, repository, tag) in built.items():
+        assert templates.pop(f"{key}.image.repository") == f"{{{{.IMAGE_REPO_{variable}}}}}"
+        assert templates.pop(f"{key}.image.tag") == f"{{{{.IMAGE_TAG_{variable}}}}}"
+        sets += [f"{key}.image.repository={repository}", f"{key}.image.tag={tag}"]
+    assert not templates, f"skaffold.yaml setValueTemplates beyond the two images: {templates}"
+    # The chart as skaffold installs it: every example of the catalogue on the built image.
+    objects = helm.template(*sets)
+    workloads = {w["metadata"]["name"]: w for w in of_kind(objects, "RestateWorkload")}
+    for e in catalog.EXAMPLES:
+        (container,) = workloads[f"{FULLNAME}-{e.name}"]["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "registry.test/service:s1", e.name
+        assert container["command"] == ["python", "-m", "examples_runtime", e.app]
+    operator = named(objects, "Deployment", f"{FULLNAME}-operator")
+    image = operator["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.test/operator:o1"

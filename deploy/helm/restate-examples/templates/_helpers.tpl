@@ -90,10 +90,13 @@ examples.restate.dev/example: {{ .example }}
 {{- printf "%s-%s" (include "rx.fullname" .root) .example | trunc 52 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The merged values of one example: examples.defaults overridden by examples.<key>. */}}
+{{/* The merged values of one example: examples.defaults overridden by examples.<key>; an
+     image repository set in neither is the image of its Dockerfile target, restate-examples-<name>. */}}
 {{- define "rx.exampleValues" -}}
 {{- $root := .root -}}
-{{- toYaml (mergeOverwrite (deepCopy $root.Values.examples.defaults) (deepCopy (index $root.Values.examples .key))) -}}
+{{- $ex := mergeOverwrite (deepCopy $root.Values.examples.defaults) (deepCopy (index $root.Values.examples .key)) -}}
+{{- $_ := set $ex.image "repository" ($ex.image.repository | default (printf "restate-examples-%s" $ex.name)) -}}
+{{- toYaml $ex -}}
 {{- end -}}
 
 {{/* ------------------------------------------------------------------ identity */}}
