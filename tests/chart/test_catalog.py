@@ -1,7 +1,8 @@
 """The example catalogue (services/catalog.py) against every declarative file that lists the
-examples: the service folders, the chart's values and what it renders, the Dockerfile, the
-image build (localcluster/images/images.sh) and skaffold.yaml (which needs no entry per example). Adding an example to the
-catalogue and forgetting one of them fails here, naming the file."""
+examples: the service folders, the chart's values and what it renders, the Dockerfile and the
+image build (localcluster/images/images.sh); and skaffold.yaml, which needs no entry per
+example. Adding an example to the catalogue and forgetting one of them fails here, naming the
+file."""
 
 from __future__ import annotations
 
