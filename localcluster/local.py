@@ -33,6 +33,8 @@ CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/rest
 # The host's values from before the first node started: machine-wide, like the node itself.
 SYSCTLS_RECORD = Path("/var/lib/restate-examples-node.sysctls.json")
 PATHS_RECORD = Path("/var/lib/restate-examples-node.paths.json")  # FIXED_PATHS there before
+# One run on the host's node at a time (e2e, `make e2e-kind`, `make mutants`): flock on it.
+NODE_LOCK = Path("/tmp/restate-examples-node.lock")
 IMAGES_ARCHIVE = CACHE / "images" / "images.tar"
 IMAGES_SH = REPO_ROOT / "localcluster" / "images" / "images.sh"
 DEFAULT_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"

@@ -30,6 +30,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from localcluster.local import NODE_LOCK
+
 REPO = Path(__file__).resolve().parents[1]
 LIST = Path(__file__).with_name("mutants.toml")
 BACKUPS = REPO / ".mutants"
@@ -85,8 +87,12 @@ def run_one(mutant: Mutant, python: str = sys.executable) -> Outcome:
     path.write_text(original.decode().replace(mutant.find, mutant.replace))
     started = time.monotonic()
     try:
+        # Tests on the host's node wait for it (one run on the node at a time).
+        e2e = any(t.startswith("tests/e2e/") for t in mutant.tests)
+        lock = ["flock", str(NODE_LOCK)] if e2e else []
+        pytest = [python, "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider"]
         proc = subprocess.run(
-            [python, "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider", *mutant.tests],
+            [*lock, *pytest, *mutant.tests],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -38,7 +38,6 @@ pytestmark = [
     pytest.mark.timeout(1800),
 ]
 
-NODE_LOCK = Path("/tmp/restate-examples-node.lock")
 PORTS = (8080, 9070, 5122, 9081, 9082, 9083, 9084)
 JSON = {"content-type": "application/json"}
 
@@ -105,10 +104,10 @@ def held_by_an_ancestor(lock: Path) -> bool:
 def node_lock() -> Iterator[None]:
     """The local node's lock (the one `flock` takes around e2e runs): no node starts or stops
     while the host state is compared."""
-    if held_by_an_ancestor(NODE_LOCK):  # e.g. `flock <lock> make test`: the run holds it
+    if held_by_an_ancestor(local.NODE_LOCK):  # e.g. `flock <lock> make test`: the run holds it
         yield
         return
-    with NODE_LOCK.open("a") as f:
+    with local.NODE_LOCK.open("a") as f:
         deadline = time.monotonic() + 1500
         while True:
             try:
@@ -116,7 +115,7 @@ def node_lock() -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"{NODE_LOCK} stayed held by a node run for 25 minutes")
+                    pytest.fail(f"{local.NODE_LOCK} stayed held by a node run for 25 minutes")
                 time.sleep(2)
         try:
             yield
