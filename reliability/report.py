@@ -189,7 +189,11 @@ def render_soak(s: dict[str, Any]) -> str:
         bound_s=f"{w['bound_s']:.0f}",
         server_lead_s=f"{w['server_lead_s']:.0f}",
         window=window,
-        in_window=t["duplicated_in_window"],
+        in_window=(
+            t["duplicated_in_window"]
+            if "duplicates" in w
+            else f"{t['duplicated_in_window']} (judged by that run's rule, without the journal)"
+        ),
         outside_window=t["duplicated_outside_window"],
         without_evidence=w.get("death_without_journal_evidence", "not recorded"),
         duplicates=every,
