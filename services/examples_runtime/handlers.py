@@ -106,11 +106,12 @@ def _name_steps(ctx: Any) -> None:
     """Makes this context's `ctx.run_typed` and `ctx.run` log their step's journal name."""
     run_typed, run = ctx.run_typed, ctx.run
 
-    def named_run_typed(name: str, action: Callable[..., Any], *rest: Any, **kwargs: Any) -> Any:
-        return run_typed(name, _named(name, action), *rest, **kwargs)
+    # Positional-only: the step's own keyword arguments (`name=...`) pass through untouched.
+    def named_run_typed(step: str, action: Callable[..., Any], /, *rest: Any, **kw: Any) -> Any:
+        return run_typed(step, _named(step, action), *rest, **kw)
 
-    def named_run(name: str, action: Callable[..., Any], *rest: Any, **kwargs: Any) -> Any:
-        return run(name, _named(name, action), *rest, **kwargs)
+    def named_run(step: str, action: Callable[..., Any], /, *rest: Any, **kw: Any) -> Any:
+        return run(step, _named(step, action), *rest, **kw)
 
     ctx.run_typed, ctx.run = named_run_typed, named_run
 
