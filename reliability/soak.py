@@ -856,7 +856,7 @@ def journal_evidence(
         return False, f"no stored result for {r1.get('run')!r} in the journal: no evidence"
     if r1.get("attempt") is None or r1.get("attempt") == r2.get("attempt"):
         return False, f"both executions in attempt {r1.get('attempt')}"
-    stored = f"result journaled {run.completed_at - t1:+.3f} s after the first execution"
+    stored = f"result journaled at {run.completed_at - t1:+.3f} s from the first execution"
     if run.completed_at < t2 - LOG_RESOLUTION_S:
         return False, f"{stored}, before the second ({t2 - t1:+.3f} s): acknowledged"
     if run.result != last.get("result"):
