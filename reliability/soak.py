@@ -861,20 +861,23 @@ def journal_evidence(
         return False, f"{stored}, before the second ({t2 - t1:+.3f} s): acknowledged"
     if run.result != last.get("result"):
         return False, f"{stored}, but not the last execution's result: {run.result!r}"
-    ended = [
-        f"Restate recorded the attempt failing at {at - t1:+.3f} s ({message[:70]})"
-        for at, after, message in journal.failed_attempts
-        if t1 - LOG_RESOLUTION_S <= at <= t2 + LOG_RESOLUTION_S
-        and (run.completion_index is None or after < run.completion_index)
-    ]
-    ended += [
-        f"restate-server SIGKILLed at {k - t1:+.2f} s"
-        for k in server_kills
-        if t1 - SERVER_LEAD_S <= k <= t2
-    ]
+    # What ended the first attempt, as Restate recorded it (or the server's kill): the earliest.
+    ended = sorted(
+        [
+            (at, f"Restate recorded the attempt failing at {at - t1:+.3f} s ({message[:70]})")
+            for at, after, message in journal.failed_attempts
+            if t1 - LOG_RESOLUTION_S <= at <= t2 + LOG_RESOLUTION_S
+            and (run.completion_index is None or after < run.completion_index)
+        ]
+        + [
+            (k, f"restate-server SIGKILLed at {k - t1:+.2f} s")
+            for k in server_kills
+            if t1 - SERVER_LEAD_S <= k <= t2
+        ]
+    )
     return True, (
         f"{stored}, with attempt {last.get('attempt')}'s result (first in attempt "
-        f"{r1.get('attempt')}); {ended[0] if ended else 'no failed attempt recorded between'}"
+        f"{r1.get('attempt')}); {ended[0][1] if ended else 'no failed attempt recorded between'}"
     )
 
 

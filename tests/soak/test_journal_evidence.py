@@ -22,9 +22,11 @@ def journal(completed_at: float, result: str) -> Journal:
     return Journal({run.name: run}, [(T1 + 0.002, 1, "stream closed because of a broken pipe")])
 
 
-def verdict(j: Journal | None, first: str = "7.1", second: str = "8.1") -> tuple[bool, str]:
+def verdict(
+    j: Journal | None, first: str = "7.1", second: str = "8.1", kills: tuple[float, ...] = ()
+) -> tuple[bool, str]:
     return journal_evidence(
-        (T1, line(first, "ref-a")), (T2, line(second, "ref-b")), line(second, "ref-b"), j, []
+        (T1, line(first, "ref-a")), (T2, line(second, "ref-b")), line(second, "ref-b"), j, [*kills]
     )
 
 
@@ -32,6 +34,8 @@ def test_a_result_journaled_only_after_the_second_execution_is_evidence() -> Non
     unacknowledged, text = verdict(journal(T2 + 0.003, "ref-b"))
     assert unacknowledged, text
     assert "attempt 8.1's result" in text and "attempt failing at +0.002 s" in text
+    # What ended the first attempt first is named: here restate-server's kill.
+    assert "restate-server SIGKILLed at +0.00 s" in verdict(journal(T2, "ref-b"), kills=(T1,))[1]
 
 
 def test_a_result_journaled_before_the_second_execution_was_acknowledged() -> None:
