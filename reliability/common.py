@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -58,6 +59,80 @@ def retried(server: RestateServer) -> list[dict[str, Any]]:
         "SELECT id, target, status, retry_count, last_failure FROM sys_invocation "
         "WHERE retry_count > 1"
     )
+
+
+@dataclass(frozen=True)
+class JournaledRun:
+    """One step (`ctx.run`) as Restate's journal holds it: its command, its stored result."""
+
+    name: str
+    command_at: float  # when the command entered the journal (epoch s, Restate's clock)
+    completion_index: int | None = None  # the result's entry, None if no result stored
+    completed_at: float | None = None
+    result: Any = None  # the stored value (JSON), None for a failure or no result
+
+
+@dataclass
+class Journal:
+    """What Restate recorded of one invocation: its steps by name, and every attempt that
+    ended with an error (`sys_journal_events`: appended at, after which entry, message)."""
+
+    runs: dict[str, JournaledRun] = dataclasses.field(default_factory=dict)
+    failed_attempts: list[tuple[float, int, str]] = dataclasses.field(default_factory=list)
+
+
+def _restate_time(value: object) -> float:
+    return datetime.fromisoformat(str(value)).timestamp()
+
+
+def journals(server: RestateServer, ids: Iterable[str], chunk: int = 50) -> dict[str, Journal]:
+    """The journals of these invocations, from `sys_journal` and `sys_journal_events` (kept
+    for completed invocations as long as their journal retention, a day by default here)."""
+    found: dict[str, Journal] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), chunk):
+        listed = ", ".join(f"'{i}'" for i in wanted[start : start + chunk])
+        entries = server.query(
+            "SELECT id, index, entry_type, name, entry_json, appended_at FROM sys_journal "
+            f"WHERE id IN ({listed}) ORDER BY id, index"
+        )
+        commands: dict[tuple[str, int], str] = {}  # (invocation, completion id) -> run name
+        for e in entries:
+            journal = found.setdefault(str(e["id"]), Journal())
+            entry = json.loads(e.get("entry_json") or "{}")
+            if e.get("entry_type") == "Command: Run":
+                run = entry["Command"]["Run"]
+                commands[(str(e["id"]), int(run["completion_id"]))] = str(run["name"])
+                journal.runs.setdefault(
+                    str(run["name"]),
+                    JournaledRun(str(run["name"]), _restate_time(e["appended_at"])),
+                )
+            elif e.get("entry_type") == "Notification: Run":
+                done = entry["Notification"]["Completion"]["Run"]
+                name = commands.get((str(e["id"]), int(done["completion_id"])))
+                if name is None or journal.runs[name].completion_index is not None:
+                    continue
+                success = done.get("result", {}).get("Success")
+                journal.runs[name] = dataclasses.replace(
+                    journal.runs[name],
+                    completion_index=int(e["index"]),
+                    completed_at=_restate_time(e["appended_at"]),
+                    result=json.loads(bytes(success)) if success else None,
+                )
+        for event in server.query(
+            "SELECT id, after_journal_entry_index, appended_at, event_json "
+            f"FROM sys_journal_events WHERE id IN ({listed}) AND event_type = 'TransientError'"
+        ):
+            found.setdefault(str(event["id"]), Journal()).failed_attempts.append(
+                (
+                    _restate_time(event["appended_at"]),
+                    int(event.get("after_journal_entry_index", 0)),
+                    str(json.loads(event.get("event_json") or "{}").get("error_message", "")),
+                )
+            )
+    for journal in found.values():
+        journal.failed_attempts.sort()
+    return found
 
 
 def invocations_by_key(server: RestateServer, service: str, handler: str) -> dict[str, int]:

@@ -105,39 +105,7 @@ def render_soak(s: dict[str, Any]) -> str:
             for name, e in [*s["examples"].items(), ("**total**", t)]
         ],
     )
-    checks = table(
-        ["check", "result"],
-        [
-            ["invocations not completed at the end (`sys_invocation`)", c["not_completed"]],
-            ["operations a client gave up on", c["client_gave_up"]],
-            [
-                "steps with no effect (a completed `add` missing its payment or a subscription)",
-                c["missing_effects"],
-            ],
-            [
-                "greeter keys whose stored count != greets - ungreets",
-                f"{c['greeter_mismatches']} of {c['greeter_keys']} keys "
-                f"({c['greets']} greets, {c['ungreets']} ungreets; lowest count "
-                f"{c['greeter_min_count']})",
-            ],
-            [
-                "workflows run more than once (`run` invocations or stub effects per user)",
-                c["workflows_run_twice"],
-            ],
-            [
-                "workflow outputs wrong (right secret -> true, wrong -> false)",
-                c["workflow_wrong_outputs"],
-            ],
-            [
-                "awakeables not resolved exactly once (one id per run, greeting returned)",
-                c["awakeables_wrong"],
-            ],
-            [
-                "`create_recurring_payment` executions with the same payment id",
-                c["same_payment_id"],
-            ],
-        ],
-    )
+    checks = table(["check", "result"], _soak_checks(c))
     recovery = table(
         [
             "kill at (s into the run)",
@@ -158,13 +126,49 @@ def render_soak(s: dict[str, Any]) -> str:
         ],
     )
     window = table(
-        ["cause of the kill", "duplicates", "gap effect -> kill (median / max, s)"],
+        ["cause of the death", "duplicates in the window", "gap effect -> death (median / max, s)"],
         [
             [cause, d["count"], f"{d['gap_median_s']:.2f} / {d['gap_max_s']:.2f}"]
             for cause, d in sorted(w["by_cause"].items())
         ]
         or [["(none)", 0, "-"]],
     )
+    if "duplicates" in w:
+        every = (
+            "\n\n"
+            + table(
+                [
+                    "step (arguments)",
+                    "invocation",
+                    "first execution: pid, attempt",
+                    "again (s), attempt",
+                    "death of that process",
+                    "Restate's journal",
+                    "Restate's retry count",
+                    "verdict",
+                ],
+                [
+                    [
+                        f"`{d['step']}`({d['args']})",
+                        f"`{d['invocation']}`",
+                        f"{d['pid']}, {d['attempts'][0]}",
+                        f"{d['again_s']:.2f}, {d['attempts'][1]}",
+                        d["death"] or "none: " + "; ".join(d.get("deaths_within_30_s", [])),
+                        d["journal"],
+                        d["retry_count"],
+                        "in the window" if d["in_window"] else "**outside: a bug**",
+                    ]
+                    for d in w["duplicates"]
+                ],
+            )
+            if w["duplicates"]
+            else "\n\nNo step ran twice."
+        )
+    else:
+        every = _bullets(
+            "Examples (this run did not record the journal's evidence):", w["examples"]
+        )
+        every += _bullets("Outside the window (bugs):", w["outside"])
     retries = s["client_retries"]
     return _template("soak.md").substitute(
         finished=s["finished"],
@@ -185,9 +189,80 @@ def render_soak(s: dict[str, Any]) -> str:
         bound_s=f"{w['bound_s']:.0f}",
         server_lead_s=f"{w['server_lead_s']:.0f}",
         window=window,
-        window_examples=_bullets("Examples:", w["examples"]),
-        window_outside=_bullets("Outside the window (bugs):", w["outside"]),
+        in_window=(
+            t["duplicated_in_window"]
+            if "duplicates" in w
+            else f"{t['duplicated_in_window']} (judged by that run's rule, without the journal)"
+        ),
+        outside_window=t["duplicated_outside_window"],
+        without_evidence=w.get("death_without_journal_evidence", "not recorded"),
+        duplicates=every,
+        verdict=(
+            "not recorded by this run"
+            if "failures" not in s
+            else "passed (exit code 0)"
+            if not s["failures"]
+            else "failed (exit code 1): " + ", ".join(s["failures"])
+        ),
     )
+
+
+def _soak_checks(c: dict[str, Any]) -> list[list[object]]:
+    """The soak's checks of the effects, each with its figure (or that the run lacked it)."""
+
+    def figure(key: str, text: str = "{}") -> str:
+        return text.format(c[key]) if key in c else "not recorded by this run"
+
+    obj = c.get("subscription_object")
+    return [
+        ["invocations not completed at the end (`sys_invocation`)", c["not_completed"]],
+        ["operations a client gave up on", c["client_gave_up"]],
+        [
+            "steps with no effect (a completed `add` missing its payment or a subscription)",
+            c["missing_effects"],
+        ],
+        [
+            "greeter keys whose stored count != greets - ungreets",
+            f"{c['greeter_mismatches']} of {c['greeter_keys']} keys "
+            f"({c['greets']} greets, {c['ungreets']} ungreets)",
+        ],
+        [
+            "greeter keys whose answers are not one walk from 0 to the stored count (a lost "
+            "or doubled greeting; the two do not cancel out)",
+            figure("greeter_sequences_wrong")
+            + (
+                f" of {c['greeter_sequences_checked']} keys"
+                if "greeter_sequences_wrong" in c
+                else ""
+            ),
+        ],
+        [
+            "workflows run more than once (`run` invocations or stub effects per user)",
+            c["workflows_run_twice"],
+        ],
+        [
+            "workflow outputs wrong (right secret -> true, wrong -> false)",
+            c["workflow_wrong_outputs"],
+        ],
+        [
+            "awakeables not resolved exactly once (one id per run, greeting returned, charged)",
+            c["awakeables_wrong"],
+        ],
+        [
+            "one-way `create` and delayed `cancel` messages: the object's counters against the "
+            "building blocks' runs",
+            (
+                f"created {obj['created']} (expected {obj['expected_created']}), cancelled "
+                f"{obj['cancelled']} (expected {obj['expected_cancelled']})"
+                if obj
+                else "not recorded by this run"
+            ),
+        ],
+        [
+            "`create_recurring_payment` executed again (the payment id must stay the same)",
+            c["same_payment_id"],
+        ],
+    ]
 
 
 # The fuzz results' fields that the template shows as they are.

@@ -568,18 +568,23 @@ class Soak:
         for _, r in executions:
             progress[r["invocation_id"]].append(common.log_time(r))
 
+        # Restate's journals of the invocations with a step executed more than once.
+        journal_of = common.journals(
+            self.server,
+            {invocation for (invocation, _, _), runs in effects.items() if len(runs) > 1},
+        )
+        server_kills = [k["time"] for k in self.server_kills]
         by_cause: dict[str, list[float]] = defaultdict(list)
-        dup_examples: list[str] = []
-        outside: list[str] = []
+        duplicates: list[dict[str, Any]] = []  # every duplicate, with its verdict and evidence
         dup_per_example: Counter[str] = Counter()
         outside_per_example: Counter[str] = Counter()
         for (invocation, step, _part), runs in effects.items():
             runs.sort(key=lambda run: run[0])
-            for (t1, service, first), (t2, _, _) in itertools.pairwise(runs):
+            for (t1, service, first), (t2, _, second) in itertools.pairwise(runs):
                 later = [t for t in progress[invocation] if t1 < t < t2]
-                # Excused only when the very process that ran the first execution (its pid)
-                # died after it and before the invocation made any further progress, or
-                # restate-server died meanwhile.
+                # A death that can explain it: the very process that ran the first execution
+                # (its pid) died after it and before the invocation made any further progress,
+                # or restate-server died meanwhile.
                 cause = next(
                     (
                         (d, why)
@@ -591,27 +596,35 @@ class Soak:
                     ),
                     None,
                 )
-                example = EXAMPLE_OF_STEP[step]
-                what = (
-                    f"{step}({', '.join(str(a) for a in first['stub_args'])[:90]}) "
-                    f"of {invocation} (pid {first.get('pid')}): again {t2 - t1:.2f} s later"
-                    f", Restate's retry count {retries.get(invocation, 1)}"
+                # And Restate's own record that the first execution was never acknowledged.
+                unacknowledged, evidence = journal_evidence(
+                    (t1, first), (t2, second), runs[-1][2], journal_of.get(invocation), server_kills
                 )
-                if cause is None:
+                example = EXAMPLE_OF_STEP[step]
+                duplicate = {
+                    "step": step,
+                    "args": ", ".join(str(a) for a in first["stub_args"])[:90],
+                    "invocation": invocation,
+                    "pid": first.get("pid"),
+                    "attempts": [first.get("attempt"), second.get("attempt")],
+                    "again_s": t2 - t1,
+                    "retry_count": retries.get(invocation, 1),
+                    "death": f"{cause[1]} {cause[0] - t1:+.2f} s" if cause else "",
+                    "journal": evidence,
+                    "in_window": cause is not None and unacknowledged,
+                }
+                if duplicate["in_window"]:
+                    assert cause is not None
+                    dup_per_example[example] += 1
+                    by_cause[cause[1]].append(cause[0] - t1)
+                else:
                     outside_per_example[example] += 1
-                    near = [
+                    duplicate["deaths_within_30_s"] = [
                         f"{why} of {who} (pid {pid}) at {d - t1:+.2f} s"
                         for d, who, why, pid in sorted(deaths, key=lambda death: death[0])
                         if who in (service, "*") and abs(d - t1) < 30
                     ]
-                    outside.append(
-                        f"{what} (t={t1:.3f}; kills within 30 s: {'; '.join(near) or 'none'})"
-                    )
-                else:
-                    dup_per_example[example] += 1
-                    by_cause[cause[1]].append(cause[0] - t1)
-                    if len(dup_examples) < 6:
-                        dup_examples.append(f"{what}; {cause[1]} {cause[0] - t1:.2f} s after it")
+                duplicates.append(duplicate)
 
         checks, lost = self._check_effects(effects)
         examples: dict[str, dict[str, Any]] = {}
@@ -677,8 +690,12 @@ class Soak:
                     }
                     for cause, gaps in by_cause.items()
                 },
-                "examples": dup_examples,
-                "outside": outside[:20],
+                # A death explained it but Restate's journal does not show the first execution
+                # unacknowledged (counted outside).
+                "death_without_journal_evidence": sum(
+                    1 for d in duplicates if d["death"] and not d["in_window"]
+                ),
+                "duplicates": duplicates,
             },
             "errors": [f"op {op.n} ({op.example}): {op.error}" for op in self.ops if op.error][:20],
         }
@@ -818,6 +835,52 @@ class Soak:
         return checks, lost
 
 
+def journal_evidence(
+    first: tuple[float, dict[str, Any]],
+    second: tuple[float, dict[str, Any]],
+    last: dict[str, Any],
+    journal: common.Journal | None,
+    server_kills: list[float],
+) -> tuple[bool, str]:
+    """Whether Restate's journal shows that the `first` execution's result was never
+    acknowledged, and what it shows: the journal holds the step (by its `run` name) with its
+    result appended after the `second` execution started, that result is the `last`
+    execution's, and the two executions ran in different attempts. Anything else is no
+    evidence (a result journaled before the second execution: it was acknowledged, and
+    running the step again is a bug)."""
+    (t1, r1), (t2, r2) = first, second
+    if journal is None:
+        return False, "no journal in sys_journal: no evidence"
+    run = journal.runs.get(str(r1.get("run")))
+    if run is None or run.completed_at is None:
+        return False, f"no stored result for {r1.get('run')!r} in the journal: no evidence"
+    if r1.get("attempt") is None or r1.get("attempt") == r2.get("attempt"):
+        return False, f"both executions in attempt {r1.get('attempt')}"
+    stored = f"result journaled at {run.completed_at - t1:+.3f} s from the first execution"
+    if run.completed_at < t2 - LOG_RESOLUTION_S:
+        return False, f"{stored}, before the second ({t2 - t1:+.3f} s): acknowledged"
+    if run.result != last.get("result"):
+        return False, f"{stored}, but not the last execution's result: {run.result!r}"
+    # What ended the first attempt, as Restate recorded it (or the server's kill): the earliest.
+    ended = sorted(
+        [
+            (at, f"Restate recorded the attempt failing at {at - t1:+.3f} s ({message[:70]})")
+            for at, after, message in journal.failed_attempts
+            if t1 - LOG_RESOLUTION_S <= at <= t2 + LOG_RESOLUTION_S
+            and (run.completion_index is None or after < run.completion_index)
+        ]
+        + [
+            (k, f"restate-server SIGKILLed at {k - t1:+.2f} s")
+            for k in server_kills
+            if t1 - SERVER_LEAD_S <= k <= t2
+        ]
+    )
+    return True, (
+        f"{stored}, with attempt {last.get('attempt')}'s result (first in attempt "
+        f"{r1.get('attempt')}); {ended[0][1] if ended else 'no failed attempt recorded between'}"
+    )
+
+
 def _raise_probabilities() -> dict[str, float]:
     """The subscriptions stubs' default failure probabilities, as the services run them."""
     import subscriptions.stubs  # noqa: F401  (registers its stubs' defaults)
@@ -846,13 +909,15 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
     soak = Soak(config, workdir)
     try:
         soak.start()
-        return soak.run()
+        result = soak.run()
     finally:
         soak.close()
+    result["failures"] = failures(result)
+    return result
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: result[k] for k in ("faults", "totals", "checks", "window")}
+    return {k: result[k] for k in ("faults", "totals", "checks", "window", "failures")}
 
 
 # Every check of the effects that must be 0 for the run to pass (its exit code).
@@ -871,17 +936,30 @@ MUST_BE_ZERO = (
 
 
 def failures(result: dict[str, Any]) -> list[str]:
-    """What failed: the totals and every check that must be 0, each with its value."""
+    """What failed: the totals, every check that must be 0 and every fault that did not
+    happen as planned, each with its value."""
     found = {
         "lost": result["totals"]["lost"],
         "duplicated_outside_window": result["totals"]["duplicated_outside_window"],
     }
     found |= {name: result["checks"][name] for name in MUST_BE_ZERO}
+    # The faults the run claims really happened, and the graceful path stayed graceful.
+    config, faults = result["config"], result["faults"]
+    found |= {
+        "server_kills_missing": len(config["server_kill_at"]) - len(faults["server_kills"]),
+        "service_sigkills_missing": config["service_kills"] - faults["service_sigkills"],
+        "no_crash_in_crash_phase": int(config["crash_phase"] and not faults["crashes"]),
+        # One to switch subscriptions to crash mode, one of user-object mid-load.
+        "sigterms_missing": config["crash_phase"] + config["sigterm"] - len(faults["sigterms"]),
+        "sigterms_not_graceful": sum(
+            1 for t in faults["sigterms"] if t["exit_code"] != 0 or not t["stopped_logged"]
+        ),
+    }
     return [f"{name} = {value}" for name, value in found.items() if value]
 
 
 def _failed(result: dict[str, Any]) -> bool:
-    return bool(failures(result))
+    return bool(result["failures"])
 
 
 def main() -> None:

@@ -6,12 +6,14 @@
   `run` ends with it, and Restate keeps that outcome (one run per key, for the workflow
   retention): the message says how to free the key for a corrected request.
 - Instrumentation: attempts, latency and failures per handler (see `metrics`), and the
-  invocation id in every log line written while the handler runs.
+  invocation id and the attempt in every log line written while the handler runs, the step's
+  journal name in every line written while a step runs (see `logs`).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -75,6 +77,45 @@ class ValidatingSerde(Serde[Any]):
         return self._output.serialize(obj)
 
 
+def _named(name: str, action: Callable[..., Any]) -> Callable[..., Any]:
+    """`action`, run with `name` (its entry's name in the journal) in its log records."""
+    if inspect.iscoroutinefunction(action):
+
+        @functools.wraps(action)  # keeps the signature: the SDK reads the return type from it
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            token = logs.run_name.set(name)
+            try:
+                return await action(*args, **kwargs)
+            finally:
+                logs.run_name.reset(token)
+
+        return run_async
+
+    @functools.wraps(action)
+    def run_sync(*args: Any, **kwargs: Any) -> Any:
+        token = logs.run_name.set(name)
+        try:
+            return action(*args, **kwargs)
+        finally:
+            logs.run_name.reset(token)
+
+    return run_sync
+
+
+def _name_steps(ctx: Any) -> None:
+    """Makes this context's `ctx.run_typed` and `ctx.run` log their step's journal name."""
+    run_typed, run = ctx.run_typed, ctx.run
+
+    # Positional-only: the step's own keyword arguments (`name=...`) pass through untouched.
+    def named_run_typed(step: str, action: Callable[..., Any], /, *rest: Any, **kw: Any) -> Any:
+        return run_typed(step, _named(step, action), *rest, **kw)
+
+    def named_run(step: str, action: Callable[..., Any], /, *rest: Any, **kw: Any) -> Any:
+        return run(step, _named(step, action), *rest, **kw)
+
+    ctx.run_typed, ctx.run = named_run_typed, named_run
+
+
 def _instrument(service: str, handler: Handler[Any, Any]) -> None:
     fn: Callable[..., Awaitable[Any]] = handler.fn
     labels = {"service": service, "handler": handler.name}
@@ -85,6 +126,10 @@ def _instrument(service: str, handler: Handler[Any, Any]) -> None:
     @functools.wraps(fn)
     async def wrapper(ctx: Any, *args: Any) -> Any:
         token = logs.invocation_id.set(ctx.request().id)
+        # Each call is one attempt: one HTTP stream from Restate (a retry, or a suspended
+        # invocation resumed, calls the handler again).
+        attempt_token = logs.attempt.set(logs.new_attempt())
+        _name_steps(ctx)
         attempts.inc()
         started = time.perf_counter()
         failure: str | None = None
@@ -113,6 +158,7 @@ def _instrument(service: str, handler: Handler[Any, Any]) -> None:
             raise
         finally:
             logs.invocation_id.reset(token)
+            logs.attempt.reset(attempt_token)
             if failure not in ("disconnected", "suspended"):
                 latency.observe(time.perf_counter() - started)
                 if failure is not None:

@@ -1,5 +1,11 @@
 """Structured logs: one JSON object a line, carrying the Restate invocation id when there is one.
 
+Every record names the process that wrote it (`pid`); one written while a handler runs also
+names the invocation (`invocation_id`) and the attempt (`attempt`: `<pid>.<n>`, one per HTTP
+stream Restate opened to run the handler, so a retry has a new one), and one written inside a
+step (`ctx.run`) the step's name in Restate's journal (`run`). A reader of the logs can then
+match a side effect to the journal entry that records it, and to the attempt that did it.
+
 Every `@stub` step writes a line, so the path of one record is kept short: no caller lookup
 (`logging._srcfile`; no formatter prints it), the timestamp's second formatted once a second,
 orjson instead of `json`, and one `write(2)` of the encoded line instead of a text stream's
@@ -10,6 +16,7 @@ injected crash must not lose the lines before it).
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import os
@@ -23,6 +30,9 @@ import orjson
 invocation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "invocation_id", default=None
 )
+attempt: contextvars.ContextVar[str | None] = contextvars.ContextVar("attempt", default=None)
+# Set by the handler wrapper around each step's action: the step's name in the journal.
+run_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_name", default=None)
 
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "message",
@@ -48,10 +58,19 @@ class _Pid:
 
 os.register_at_fork(after_in_child=_Pid.refresh)
 
+_attempts = itertools.count(1)
+
+
+def new_attempt() -> str:
+    """A new attempt's id, `<pid>.<n>`: unique among this process's attempts, and names it."""
+    return f"{_Pid.value}.{next(_attempts)}"
+
 
 class _InvocationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.invocation_id = invocation_id.get()
+        record.attempt = attempt.get()
+        record.run = run_name.get()
         return True
 
 
