@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localcluster.local import NODE_LOCK
+from reliability.report import MUTANTS_BEGIN as BEGIN
+from reliability.report import MUTANTS_END as END
 
 REPO = Path(__file__).resolve().parents[1]
 LIST = Path(__file__).with_name("mutants.toml")
 BACKUPS = REPO / ".mutants"
 REPORT = REPO / "docs" / "reliability.md"
-BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 
 
 @dataclass(frozen=True)

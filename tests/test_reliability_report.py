@@ -4,6 +4,7 @@ templates name is filled from the run, none is left out or typed by hand."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from reliability import report
 
@@ -17,3 +18,16 @@ def test_the_recorded_results_render_with_their_figures() -> None:
         value = after[name] if name in after else unreachable[name]
         assert str(value) in fuzz, name
     assert report.render(data).count("|---|") >= 5  # the soak's and the fuzz run's tables
+
+
+def test_a_soak_or_fuzz_run_keeps_the_mutants_section(tmp_path: Path) -> None:
+    """Two runs write docs/reliability.md: the soak or fuzz run re-renders it whole, and must
+    keep what the last `make mutants` wrote there."""
+    data = json.loads(report.RESULTS.read_text())
+    doc = tmp_path / "reliability.md"
+    row = "| chart | a mutant | killed | `a test` | 3 |"
+    mutants = f"{report.MUTANTS_BEGIN}\n{row}\n{report.MUTANTS_END}"
+    doc.write_text(report.render(data) + f"\n## Mutants\n\n{mutants}\n")
+    report.write(data, doc)
+    assert doc.read_text().count(mutants) == 1
+    assert doc.read_text().startswith(report.render(data).rstrip("\n"))
