@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reliability import report
+from reliability import mutants, report
 
 
 def test_the_recorded_results_render_with_their_figures() -> None:
@@ -31,3 +31,20 @@ def test_a_soak_or_fuzz_run_keeps_the_mutants_section(tmp_path: Path) -> None:
     report.write(data, doc)
     assert doc.read_text().count(mutants) == 1
     assert doc.read_text().startswith(report.render(data).rstrip("\n"))
+
+
+def test_a_mutants_run_with_only_keeps_the_other_rows() -> None:
+    """`make mutants --only NAME` updates that mutant's row and keeps the others' rows, each
+    with the time of the run that produced it."""
+    a, b = [mutants.Mutant(n, "chart", "f", "x", "y", ("t",)) for n in ("mutant a", "mutant b")]
+    first = mutants.report(
+        [mutants.Outcome(a, "killed", "`t`", 3), mutants.Outcome(b, "error", "e", 1)], [a, b]
+    )
+    assert "1 of 2 mutants killed" in first
+    second = mutants.report([mutants.Outcome(b, "killed", "`u`", 2)], [a, b], first)
+    assert "2 of 2 mutants killed" in second
+    rows = [line for line in second.splitlines() if line.startswith("| chart |")]
+    assert [r.split(" | ")[1:4] for r in rows] == [
+        ["mutant a", "killed", "`t`"],
+        ["mutant b", "killed", "`u`"],
+    ]
