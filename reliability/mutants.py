@@ -5,7 +5,9 @@ code, the chart or the operator, named for what it breaks) and names the tests t
 that promise. For each mutant the edit is made in the work tree, those tests run, and the
 file is put back. A mutant is *killed* when a test fails, *survives* when they all pass (the
 promise has no real proof), and is *stale* when its edit no longer matches the code (the list
-must follow the code). The report goes into docs/reliability.md between its markers.
+must follow the code). The report goes into docs/reliability.md between its markers: one row
+per mutant, with the time of the run that produced it (`--only` updates those rows); each
+run's pytest output is kept in `.mutants-logs/`.
 
     .venv/bin/python -m reliability.mutants            # all; exit 1 unless all are killed
     .venv/bin/python -m reliability.mutants --only NAME [--only NAME ...]
@@ -31,12 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localcluster.local import NODE_LOCK
+from reliability.report import MUTANTS_BEGIN as BEGIN
+from reliability.report import MUTANTS_END as END
 
 REPO = Path(__file__).resolve().parents[1]
 LIST = Path(__file__).with_name("mutants.toml")
 BACKUPS = REPO / ".mutants"
+LOGS = REPO / ".mutants-logs"  # each mutant's pytest output, named in the report on an error
 REPORT = REPO / "docs" / "reliability.md"
-BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def run_one(mutant: Mutant, python: str = sys.executable) -> Outcome:
         # Tests on the host's node wait for it (one run on the node at a time).
         e2e = any(t.startswith("tests/e2e/") for t in mutant.tests)
         lock = ["flock", str(NODE_LOCK)] if e2e else []
-        pytest = [python, "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider"]
+        pytest = [python, "-m", "pytest", "-q", "-x", "-rfEs", "-p", "no:cacheprovider"]
         proc = subprocess.run(
             [*lock, *pytest, *mutant.tests],
             cwd=REPO,
@@ -105,6 +109,9 @@ def run_one(mutant: Mutant, python: str = sys.executable) -> Outcome:
         path.write_bytes(original)
         backup.unlink()
     seconds = time.monotonic() - started
+    LOGS.mkdir(exist_ok=True)
+    log = LOGS / (re.sub(r"[^a-z0-9]+", "-", mutant.name.lower()).strip("-") + ".log")
+    log.write_text(proc.stdout + proc.stderr)
     failed = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", proc.stdout, re.MULTILINE)
     skipped = re.search(r"(\d+) skipped", proc.stdout)
     if proc.returncode == 0 and skipped:  # a skipped proof proves nothing
@@ -114,24 +121,44 @@ def run_one(mutant: Mutant, python: str = sys.executable) -> Outcome:
     if proc.returncode == 1 and failed:
         return Outcome(mutant, "killed", ", ".join(f"`{t}`" for t in failed), seconds)
     tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-    return Outcome(mutant, "error", f"pytest exited {proc.returncode}: {' / '.join(tail)}", seconds)
+    where = log.relative_to(REPO)
+    return Outcome(
+        mutant, "error", f"pytest exited {proc.returncode} ({where}): {' / '.join(tail)}", seconds
+    )
 
 
-def report(outcomes: list[Outcome]) -> str:
+HEADER = "| promise | mutant (what it breaks) | verdict | killed by | s | run |"
+
+
+def report(outcomes: list[Outcome], mutants: list[Mutant], previous: str = "") -> str:
+    """The table of every mutant of the list: the ones run now, and for the others (a run with
+    --only) their row of the previous report, with the time of the run that produced it."""
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    killed = sum(o.verdict == "killed" for o in outcomes)
-    lines = [
-        f"Run of {when} (`make mutants`, `reliability/mutants.toml`): {killed} of "
-        f"{len(outcomes)} mutants killed.",
-        "",
-        "| promise | mutant (what it breaks) | verdict | killed by | s |",
-        "|---|---|---|---|---|",
-    ]
+    rows: dict[str, list[str]] = {}
+    for line in previous.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[1] in {m.name for m in mutants} and cells[5] != "run":
+            rows[cells[1]] = cells
     for o in outcomes:
-        lines.append(
-            f"| {o.mutant.promise} | {o.mutant.name} | {o.verdict} | {o.detail} | {o.seconds:.0f} |"
-        )
+        rows[o.mutant.name] = [o.mutant.promise, o.mutant.name, o.verdict, o.detail,
+                               f"{o.seconds:.0f}", when]  # fmt: skip
+    killed = sum(rows[m.name][2] == "killed" for m in mutants if m.name in rows)
+    lines = [
+        f"`make mutants` (`reliability/mutants.toml`), last run {when}: {killed} of "
+        f"{len(mutants)} mutants killed"
+        + (f", {len(mutants) - len(rows)} not run" if len(rows) < len(mutants) else "")
+        + ".",
+        "",
+        HEADER,
+        "|---|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(rows[m.name]) + " |" for m in mutants if m.name in rows]
     return "\n".join(lines)
+
+
+def previous_report(path: Path = REPORT) -> str:
+    doc = path.read_text() if path.exists() else ""
+    return doc.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in doc and END in doc else ""
 
 
 def write_report(text: str, path: Path = REPORT) -> None:
@@ -146,7 +173,12 @@ def write_report(text: str, path: Path = REPORT) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", default=[], help="a mutant's name")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="a mutant's name (updates its row)",
+    )
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     parser.add_argument("--no-report", action="store_true", help="leave docs/ as it is")
     args = parser.parse_args(argv)
@@ -169,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             f"mutants:   {outcome.verdict} ({outcome.seconds:.0f} s) {outcome.detail}", flush=True
         )
         outcomes.append(outcome)
-    text = report(outcomes)
+    text = report(outcomes, mutants, previous_report())
     print(text)
-    if not args.no_report and not args.only:
+    if not args.no_report:
         write_report(text)
     return 0 if all(o.verdict == "killed" for o in outcomes) else 1
 

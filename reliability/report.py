@@ -333,8 +333,18 @@ def render_fuzz(z: dict[str, Any]) -> str:
     )
 
 
+# `make mutants` (reliability/mutants.py) writes its own section between these markers; a soak
+# or fuzz run renders the rest of the file and keeps that section as it is.
+MUTANTS_BEGIN, MUTANTS_END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
+
+
 def write(data: dict[str, Any], path: Path = REPORT) -> None:
-    path.write_text(render(data))
+    text = render(data)
+    old = path.read_text() if path.exists() else ""
+    if MUTANTS_BEGIN in old and MUTANTS_END in old:
+        block = old[old.index(MUTANTS_BEGIN) : old.index(MUTANTS_END) + len(MUTANTS_END)]
+        text = text.rstrip("\n") + f"\n\n## Mutants\n\n{block}\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":
