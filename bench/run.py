@@ -374,7 +374,7 @@ class Bench:
         self.server.start()
         try:
             scenarios = [SCENARIOS[name] for name in self.args.scenarios]
-            for scenario in scenarios:
+            for scenario in scenarios if self.args.main else []:
                 py_example, ts_example = scenario.examples
                 pair = [
                     (py_example, self.python(py_example)),
@@ -473,6 +473,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         help="SDK options (bench/options.py) alternated with the default and the TS peer "
         "in the scenarios each applies to (--options alone: all of them)",
+    )
+    parser.add_argument(
+        "--no-main",
+        dest="main",
+        action="store_false",
+        help="leave out the main group (Python against TS); with --options or --candidate",
     )
     parser.add_argument("--startup-reps", type=int, default=2)
     parser.add_argument(
