@@ -91,6 +91,50 @@ PACKAGES = (
 )
 
 
+# Whose code a busy sample is working for: the innermost frame in one of these (the libraries,
+# stdlib, interpreter and libc frames below it work for it: the SDK's `copy.copy` and
+# `inspect.signature` are the SDK's, our log line's `logging` and orjson are the runtime's).
+# The ASGI wrappers' self time is the server's native send/receive (see ASGI_WRAPPERS).
+OWNERS = (
+    ("restate SDK: Rust core (restate/_internal)", ("restate/_internal", "restate_sdk")),
+    ("restate SDK: Python", ("restate/",)),
+    ("ASGI server: granian", ("granian",)),
+    ("ASGI server: hypercorn + h2", ("hypercorn/", "h2/", "hpack/", "hyperframe/", "priority/")),
+    (
+        "event loop: uvloop, asyncio",
+        (
+            "uvloop",
+            "asyncio/",
+            "_asynciomodule",
+            "(loop.c)",
+            "(core.c)",
+            "(linux.c)",
+            "(loop-watcher.c)",
+            "(queue.h)",
+            "(stream.c)",
+            "(tcp.c)",
+            "(handle.c)",
+        ),
+    ),
+    ("our runtime: examples_runtime (its logging, metrics, validation)", ("examples_runtime/",)),
+    (
+        "example code",
+        ("subscriptions/", "signup_workflow/", "building_blocks/", "user_object/", "noop_py"),
+    ),
+    ("FastAPI + starlette (the examples' HTTP routes)", ("fastapi/", "starlette/")),
+)
+
+
+def owner(frames: list[str]) -> str:
+    for depth, frame in enumerate(reversed(frames)):
+        if depth == 0 and any(w in frame for w in ASGI_WRAPPERS):
+            return "ASGI server: granian"  # its native send/receive, awaited by our wrapper
+        for name, parts in OWNERS:
+            if any(p in frame for p in parts):
+                return name
+    return "other: " + frame_name(frames[-1])
+
+
 def package_of(frame: str) -> str:
     for name, parts in PACKAGES:
         if any(p in frame for p in parts):
@@ -130,6 +174,7 @@ def summarize(raw: Path, top: int) -> str:
     leaf: Counter[str] = Counter()
     ours: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    owners: Counter[str] = Counter()
     own = 0
     for frames, count in busy:
         leaf_is_ours = any(p in frames[-1] for p in OWN_CODE) and not any(
@@ -138,6 +183,7 @@ def summarize(raw: Path, top: int) -> str:
         if leaf_is_ours or any(p in f for f in frames for p in OWN_LIBRARIES):
             own += count
         packages[owner_of(frames)] += count
+        owners[owner(frames)] += count
         names = [frame_name(f) for f in frames]
         for name in set(names):
             inclusive[name] += count
@@ -157,6 +203,8 @@ def summarize(raw: Path, top: int) -> str:
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in leaf.most_common(top)]
     out.append("\n## self share by package (leaf frame's file, or the nearest frame's with one)")
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in packages.most_common(top)]
+    out.append("\n## busy samples by owner (the innermost frame of the SDK, server, loop, ours)")
+    out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in owners.most_common(top)]
     out.append("\n## runtime code and what it calls (logging, metrics, validation), inclusive")
     out += [f"{100 * c / n_busy:5.1f}%  {n}" for n, c in ours.most_common(top)]
     return "\n".join(out)
