@@ -14,6 +14,8 @@ edits (each must match, so an example that changed fails loudly instead of measu
 - `opt-dataclass`, `opt-dict`, `opt-msgspec` (signup's input `User`): a stdlib dataclass, a
   plain `dict[str, str]`, a `msgspec.Struct` (validated by msgspec instead of pydantic)
   instead of the pydantic model.
+- `opt-rusttask` (a server option, not the SDK's): granian's experimental Rust task
+  implementation instead of asyncio tasks.
 """
 
 from __future__ import annotations
@@ -134,6 +136,23 @@ OPTIONS: dict[str, Option] = {
                 "            return msgspec.json.decode(buf, type=self._type)\n"
                 "        except (msgspec.ValidationError, msgspec.DecodeError) as error:\n"
                 "            return InvalidInput(str(error))\n",
+            ),
+        ),
+    ),
+    # Not the SDK's: granian's experimental Rust task implementation (Python < 3.12 only).
+    "opt-rusttask": Option(
+        "granian `task_impl=rust` (experimental, Python < 3.12)",
+        ("subscriptions", "signup"),
+        (
+            Edit(
+                "examples_runtime/granian_server.py",
+                "from granian.constants import HTTPModes, Interfaces\n",
+                "from granian.constants import HTTPModes, Interfaces, TaskImpl\n",
+            ),
+            Edit(
+                "examples_runtime/granian_server.py",
+                "        backlog=1024,\n",
+                "        backlog=1024,\n        task_impl=TaskImpl.rust,\n",
             ),
         ),
     ),
