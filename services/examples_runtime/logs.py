@@ -3,8 +3,9 @@
 Every `@stub` step writes a line, so the path of one record is kept short: no caller lookup
 (`logging._srcfile`; no formatter prints it), the timestamp's second formatted once a second,
 orjson instead of `json`, and one `write(2)` of the encoded line instead of a text stream's
-write and flush. Each line is still written before the call returns (nothing buffered: an
-injected crash must not lose the lines before it).
+write and flush; the step's own line (`info`) skips the LogRecord and the handler chain when
+the JSON handler is the only one listening. Each line is still written before the call
+returns (nothing buffered: an injected crash must not lose the lines before it).
 """
 
 from __future__ import annotations
