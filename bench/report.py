@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import PEER_TS, peer_node
+from bench.options import OPTIONS
 from testkit.restate import REPO, install_restate
 
 FINDINGS = REPO / "bench" / "findings.md"
@@ -128,6 +129,7 @@ VARIANT_NAMES = {
     "py-312": "default on Python 3.12",
     "py-313": "default on Python 3.13",
     "py-cand": "candidate services (--candidate)",
+    **{label: option.title for label, option in OPTIONS.items()},
     "ts": "TypeScript SDK (peer)",
 }
 
@@ -376,6 +378,11 @@ def write(results: dict[str, Any], summary: Summary, path: Path) -> None:
             "\n## Candidate services (`--candidate`), alternated with the tree's\n\n"
             + variant_table(summary, "candidate", default)
             + "\n"
+        )
+    if any(g == "options" for g, _, _ in summary):
+        candidate += (
+            "\n## SDK options (`--options`, `bench/options.py`), alternated with the default and "
+            "the TS peer\n\n" + variant_table(summary, "options", default) + "\n"
         )
     version_lines = "\n".join(f"- {k}: {v}" for k, v in results["versions"].items())
     text = f"""# Benchmarks

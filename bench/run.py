@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import report
+from bench import options, report
 from bench.harness import (
     BENCH,
     Load,
@@ -281,6 +281,8 @@ class Bench:
         key = (example, label)
         if key not in self.targets:
             services = self.args.candidate if label == "py-cand" else self.args.services
+            if label in options.OPTIONS:  # a copy of services/ with the option's edits
+                services = options.make(label, self.workdir / label / "services")
             env = python_env(example, self.server.ingress_url, services)
             env.update(VARIANT_ENV.get(label, {}))
             app = "bench.noop_py:app" if example == "noop" else None
@@ -372,7 +374,7 @@ class Bench:
         self.server.start()
         try:
             scenarios = [SCENARIOS[name] for name in self.args.scenarios]
-            for scenario in scenarios:
+            for scenario in scenarios if self.args.main else []:
                 py_example, ts_example = scenario.examples
                 pair = [
                     (py_example, self.python(py_example)),
@@ -395,6 +397,16 @@ class Bench:
                     example = scenario.examples[0]
                     group = [(example, self.python(example, label)) for label in ("py", "py-cand")]
                     self.compare(scenario, group, "candidate")
+            for scenario in scenarios:
+                applying = [
+                    o for o in self.args.options if scenario.name in options.OPTIONS[o].scenarios
+                ]
+                if not applying:
+                    continue
+                example, ts_example = scenario.examples
+                group = [(example, self.python(example, label)) for label in ("py", *applying)]
+                group.append((ts_example, self.typescript(ts_example)))
+                self.compare(scenario, group, "options")
             startup = self.startup(self.args.startup_reps)
             return {
                 "samples": [asdict(s) for s in self.samples],
@@ -454,6 +466,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Python variants alternated with the default and the TS peer",
     )
     parser.add_argument("--no-variants", dest="variants", action="store_const", const=[])
+    parser.add_argument(
+        "--options",
+        nargs="*",
+        choices=list(options.OPTIONS),
+        default=[],
+        help="SDK options (bench/options.py) alternated with the default and the TS peer "
+        "in the scenarios each applies to (--options alone: all of them)",
+    )
+    parser.add_argument(
+        "--no-main",
+        dest="main",
+        action="store_false",
+        help="leave out the main group (Python against TS); with --options or --candidate",
+    )
     parser.add_argument("--startup-reps", type=int, default=2)
     parser.add_argument(
         "--services",
@@ -492,6 +518,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only print the medians of two runs' raw results side by side",
     )
     args = parser.parse_args(argv)
+    if args.options == [] and "--options" in (sys.argv[1:] if argv is None else argv):
+        args.options = list(options.OPTIONS)
     if args.smoke:
         args.seconds, args.warmup, args.reps, args.startup_reps = 1.0, 0.0, 1, 1
         args.variants, args.write_report = [], False
@@ -542,7 +570,7 @@ def main(argv: list[str] | None = None) -> None:
     log(f"raw results: {json_path}")
     summary = report.summarize(results)
     print(report.ratio_table(summary))
-    for group in ("variants", "candidate"):
+    for group in ("variants", "candidate", "options"):
         if report.scenarios_of(summary, group):
             print(report.variant_table(summary, group, python_default()))
     if args.write_report:
