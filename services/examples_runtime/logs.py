@@ -69,11 +69,14 @@ def new_attempt() -> str:
     return f"{_Pid.value}.{next(_attempts)}"
 
 
+def _context() -> dict[str, str | None]:
+    """The fields every line written while a handler runs carries."""
+    return {"invocation_id": invocation_id.get(), "attempt": attempt.get(), "run": run_name.get()}
+
+
 class _InvocationFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.invocation_id = invocation_id.get()
-        record.attempt = attempt.get()
-        record.run = run_name.get()
+        record.__dict__.update(_context())
         return True
 
 
@@ -188,7 +191,7 @@ class _JsonLineHandler(logging.StreamHandler[IO[str]]):
         handler does not write to a file descriptor."""
         if self._fd is None:
             return False
-        extra["invocation_id"] = invocation_id.get()  # what `_InvocationFilter` adds
+        extra.update(_context())  # what `_InvocationFilter` adds
         entry = self._json.fields_entry(time.time(), "INFO", name, message, extra)
         line = self._json.dump(entry)
         self.acquire()
