@@ -57,6 +57,14 @@ case "${1:-}" in
   *) echo "usage: $0 [--save FILE | --print-refs]" >&2; exit 2 ;;
 esac
 
+# One build at a time: make images, make kind-node and the e2e fixtures share this cache (two
+# at once removed each other's build context). flock -o: podman, started below, does not
+# inherit the lock.
+if [[ -z "${RESTATE_EXAMPLES_IMAGES_LOCKED:-}" ]]; then
+  mkdir -p "$cache"
+  RESTATE_EXAMPLES_IMAGES_LOCKED=1 exec flock -o "$cache/.lock" "$0" "$@"
+fi
+
 need() { command -v "$1" >/dev/null || { log "$1 is missing: run localcluster/node-packages.sh"; exit 1; }; }
 need podman; need mmdebstrap; need npm
 

@@ -75,7 +75,7 @@ def installed(cluster: RealCluster, release: str, namespace: str, *helm_args: st
     wait (the four examples registered: their workloads Ready); uninstalled at the end."""
     cluster.helm(
         "install", release, str(CHART), "--namespace", namespace, "--create-namespace",
-        "--wait", "--timeout", "10m", *cluster.image_values, *helm_args,
+        "--wait", "--timeout", "10m", *cluster.cluster_values, *helm_args,
     )  # fmt: skip
     cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", "restateworkloads",
                     "--all", "--timeout=300s")  # fmt: skip

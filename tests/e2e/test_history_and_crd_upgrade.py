@@ -76,7 +76,7 @@ def old_release(
                          str(chart / "crds/restateworkloads.yaml"))  # fmt: skip
     real_cluster.helm(
         "install", RELEASE, str(chart), "--namespace", NAMESPACE, "--create-namespace",
-        "--wait", "--timeout", "10m", *real_cluster.image_values, *SMALL,
+        "--wait", "--timeout", "10m", *real_cluster.cluster_values, *SMALL,
         "--set", f"examples.signupWorkflow.registration.drainDelaySeconds={DRAIN_DELAY}",
     )  # fmt: skip
     try:
@@ -93,7 +93,7 @@ def old_release(
 def upgrade(rel: Release, *sets: str) -> float:
     """helm upgrade to the current chart (new defaults, then the release's values); seconds."""
     args = ["upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE,
-            "--reset-then-reuse-values", *rel.cluster.image_values,
+            "--reset-then-reuse-values", *rel.cluster.cluster_values,
             "--wait", "--timeout", "10m"]  # fmt: skip
     for item in sets:
         args += ["--set", item]

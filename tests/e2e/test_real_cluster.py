@@ -108,7 +108,7 @@ def _install(cluster: RealCluster, namespace: str, *extra: str) -> float:
         "--wait",
         "--timeout",
         "10m",
-        *cluster.image_values,
+        *cluster.cluster_values,
         *FAST_BUILDING_BLOCKS,
         *extra,
     )

@@ -164,7 +164,7 @@ class Release:
 
     def helm_upgrade(self, *sets: str, wait: bool = True) -> None:
         args = ["upgrade", self.release, str(CHART), "--namespace", self.namespace,
-                "--reuse-values", *self.cluster.image_values]  # fmt: skip
+                "--reuse-values", *self.cluster.cluster_values]  # fmt: skip
         for item in sets:
             args += ["--set", item]
         if wait:
@@ -231,7 +231,7 @@ def settled(status: dict[str, Any]) -> bool:
 def install(cluster: RealCluster, namespace: str, release: str, *extra: str) -> None:
     cluster.helm(
         "install", release, str(CHART), "--namespace", namespace, "--create-namespace",
-        "--wait", "--timeout", "10m", *cluster.image_values, *SMALL, *extra,
+        "--wait", "--timeout", "10m", *cluster.cluster_values, *SMALL, *extra,
     )  # fmt: skip
 
 

@@ -194,9 +194,10 @@ class RealCluster:
     kubeconfig: Path
     bin_dir: Path | None
     workdir: Path
-    image_values: list[str] = field(default_factory=list)
-    """``--set`` arguments pointing the chart at this cluster's images (none on the local
-    node: it has them under the chart's default references)."""
+    cluster_values: list[str] = field(default_factory=list)
+    """``--set`` arguments this cluster needs: the chart pointed at its images (none on the
+    local node: it has them under the chart's default references); on kind, smaller CPU
+    requests (see ``KIND_REQUESTS``)."""
     images: ClusterImages | None = None
     """How a test adds an image (None: a kubeconfig without an image prefix, nowhere to put
     one); ``images_missing`` says why."""
@@ -284,6 +285,16 @@ def _docker_usable() -> bool:
     return run(["docker", "info"], check=False, timeout=60).returncode == 0
 
 
+# kind runs the control plane as pods on its one node, and their CPU requests (about 850m)
+# count against the host's cores: with the chart's (Restate 500m, 100m per example version) a
+# 2-core machine leaves a rollout's new pods and the helm test pod Pending (Insufficient cpu)
+# until the drained versions scale to 0. Requests only: no limit changes.
+KIND_REQUESTS = (
+    "--set", "restate.resources.requests.cpu=100m",
+    "--set", "examples.defaults.resources.requests.cpu=20m",
+)  # fmt: skip
+
+
 def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
     cluster = kindnode.Kind(os.environ.get(ENV_KIND_CLUSTER, "restate-examples"))
     existing = cluster.name in cluster.clusters()
@@ -293,7 +304,7 @@ def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
         kubeconfig = workdir / "kind.kubeconfig"
         kubeconfig.write_text(cluster.kind("get", "kubeconfig", "--name", cluster.name))
         images = kind_images(cluster)
-        sets = []
+        sets = list(KIND_REQUESTS)
         if cluster.provider == "podman":  # images.sh's, under the chart's default references
             cluster.load(local.build_images())
         else:
