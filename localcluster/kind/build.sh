@@ -211,8 +211,30 @@ rm -f "$root"/lib/systemd/system/multi-user.target.wants/* "$root"/etc/systemd/s
   "$root"/lib/systemd/system/local-fs.target.wants/* "$root"/lib/systemd/system/sockets.target.wants/*udev* \
   "$root"/lib/systemd/system/sockets.target.wants/*initctl* "$root"/lib/systemd/system/basic.target.wants/*
 echo "ReadKMsg=no" >> "$root/etc/systemd/journald.conf"
+# kube-router's policy chain ACCEPTs pod traffic in FORWARD before kube-proxy's REJECT of a
+# Service without endpoints (cloudnativelabs/kube-router#1453): such a ClusterIP, left
+# untranslated, went out of the node by its default route (seen: an HTTP 404 from outside
+# for Restate's admin API while Restate was scaled to 0). A routing rule for what pods send
+# (in on the CNI bridge, cni0) to the Service range makes it unreachable: the pod gets "no
+# route to host" at once. Translated traffic no longer has a Service address when it is
+# routed (DNAT comes first), and the node's own processes (not from cni0) are not concerned.
+service_subnet="$(sed -n 's/^  serviceSubnet: *//p' "$here/cluster.yaml")"
+[[ -n "$service_subnet" ]] || { log "no networking.serviceSubnet in $here/cluster.yaml"; exit 1; }
+cat > "$root/etc/systemd/system/service-range-unreachable.service" <<UNIT
+[Unit]
+Description=Service IPs kube-proxy did not translate do not leave the node
+Before=kubelet.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStartPre=-/bin/ip rule del priority 90
+ExecStart=/bin/ip rule add priority 90 iif cni0 to $service_subnet unreachable
+[Install]
+WantedBy=multi-user.target
+UNIT
 ln -sf /usr/lib/systemd/systemd "$root/sbin/init"
-chroot "$root" systemctl enable kubelet.service containerd.service undo-mount-hacks.service >/dev/null 2>&1
+chroot "$root" systemctl enable kubelet.service containerd.service undo-mount-hacks.service \
+  service-range-unreachable.service >/dev/null 2>&1
 chroot "$root" systemctl mask systemd-binfmt.service >/dev/null 2>&1
 tar -C "$root" -c . | podman import --quiet \
   --change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' \
