@@ -147,6 +147,13 @@ class FakeContext:
     def key(self) -> str:
         return self._key
 
+    # The runtime's wrapper names the steps of every context it is given (examples_runtime.
+    # handlers._name_steps); a refused body must not get as far as running one.
+    def run_typed(self, name: str, action: Any, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"step {name!r} ran for a refused body")
+
+    run = run_typed
+
 
 async def call(fn: Any, ctx: FakeContext, arg: Any) -> Any:
     return await fn(ctx, arg)
