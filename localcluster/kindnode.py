@@ -115,7 +115,8 @@ class Kind:
         if self.provider == "podman" and self.engine("network", "exists", NETWORK).returncode:
             # podman's CNI backend keeps the network's address leases after `network rm`.
             shutil.rmtree(CNI_NETWORKS / NETWORK, ignore_errors=True)
-            for empty in (CNI_NETWORKS, CNI_NETWORKS.parent):
+            # (and the results directory it leaves empty when the node's container goes)
+            for empty in (CNI_NETWORKS, CNI_NETWORKS.parent / "results", CNI_NETWORKS.parent):
                 with contextlib.suppress(OSError):
                     empty.rmdir()
         marker = STATE / "lib-modules-made"
