@@ -31,9 +31,14 @@ if TYPE_CHECKING:
 C = TypeVar("C", bound="DataclassInstance")  # a run's configuration (a frozen dataclass)
 
 
+def epoch_seconds(value: object) -> float:
+    """An ISO 8601 time (a log record's, Restate's) as epoch seconds."""
+    return datetime.fromisoformat(str(value)).timestamp()
+
+
 def log_time(record: dict[str, Any]) -> float:
     """The wall-clock time (epoch seconds) of a service's JSON log record."""
-    return datetime.fromisoformat(str(record["time"])).timestamp()
+    return epoch_seconds(record["time"])
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -81,10 +86,6 @@ class Journal:
     failed_attempts: list[tuple[float, int, str]] = dataclasses.field(default_factory=list)
 
 
-def _restate_time(value: object) -> float:
-    return datetime.fromisoformat(str(value)).timestamp()
-
-
 def journals(server: RestateServer, ids: Iterable[str], chunk: int = 50) -> dict[str, Journal]:
     """The journals of these invocations, from `sys_journal` and `sys_journal_events` (kept
     for completed invocations as long as their journal retention, a day by default here)."""
@@ -105,7 +106,7 @@ def journals(server: RestateServer, ids: Iterable[str], chunk: int = 50) -> dict
                 commands[(str(e["id"]), int(run["completion_id"]))] = str(run["name"])
                 journal.runs.setdefault(
                     str(run["name"]),
-                    JournaledRun(str(run["name"]), _restate_time(e["appended_at"])),
+                    JournaledRun(str(run["name"]), epoch_seconds(e["appended_at"])),
                 )
             elif e.get("entry_type") == "Notification: Run":
                 done = entry["Notification"]["Completion"]["Run"]
@@ -116,7 +117,7 @@ def journals(server: RestateServer, ids: Iterable[str], chunk: int = 50) -> dict
                 journal.runs[name] = dataclasses.replace(
                     journal.runs[name],
                     completion_index=int(e["index"]),
-                    completed_at=_restate_time(e["appended_at"]),
+                    completed_at=epoch_seconds(e["appended_at"]),
                     result=json.loads(bytes(success)) if success else None,
                 )
         for event in server.query(
@@ -125,7 +126,7 @@ def journals(server: RestateServer, ids: Iterable[str], chunk: int = 50) -> dict
         ):
             found.setdefault(str(event["id"]), Journal()).failed_attempts.append(
                 (
-                    _restate_time(event["appended_at"]),
+                    epoch_seconds(event["appended_at"]),
                     int(event.get("after_journal_entry_index", 0)),
                     str(json.loads(event.get("event_json") or "{}").get("error_message", "")),
                 )
