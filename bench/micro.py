@@ -136,12 +136,6 @@ def figures() -> list[tuple[str, float]]:
             us_per_call(lambda: logger.info("stub executed", extra={**call, "result": "SUCCESS"})),
         )
     )
-    rows.append(
-        (
-            "the same line through `logs.info` (straight to the JSON handler, no LogRecord)",
-            us_per_call(lambda: logs.info(logger, "stub executed", {**call, "result": "SUCCESS"})),
-        )
-    )
     labels = {"service": "SubscriptionService", "handler": "add"}
     attempts = metrics.HANDLER_ATTEMPTS.labels(**labels)
     latency = metrics.HANDLER_LATENCY.labels(**labels)

@@ -7,8 +7,7 @@ edits (each must match, so an example that changed fails loudly instead of measu
 - `opt-bare`: the runtime's per-step code removed (no input validation, no handler metrics or
   invocation-id log context, the `@stub` wrapper only calls the step: no "stub executed" log
   line, no counter). Its difference to the default is what our own per-step code costs;
-  `opt-nolog` (subscriptions, 4 steps a call) only the "stub executed" line of each step;
-  `opt-logrecord` that line through `logger.info` again (the path before `logs.info`).
+  `opt-nolog` (subscriptions, 4 steps a call) only the "stub executed" line of each step.
 - `opt-runserde`: every `ctx.run_typed` given `RunOptions(serde=JsonSerde())`, so the SDK skips
   its per-step work for the default serde (copy the options, read the step's signature, pick
   the serde from the return type).
@@ -81,19 +80,8 @@ OPTIONS: dict[str, Option] = {
         (
             Edit(
                 "examples_runtime/stubs.py",
-                '            logs.info(logger, "stub executed", {**call, "result": result})\n',
-                "",
-            ),
-        ),
-    ),
-    "opt-logrecord": Option(
-        "the step's log line through `logger.info` (a LogRecord, the handler chain), as before",
-        ("subscriptions", "signup"),
-        (
-            Edit(
-                "examples_runtime/stubs.py",
-                '            logs.info(logger, "stub executed", {**call, "result": result})\n',
                 '            logger.info("stub executed", extra={**call, "result": result})\n',
+                "",
             ),
         ),
     ),

@@ -9,9 +9,8 @@ match a side effect to the journal entry that records it, and to the attempt tha
 Every `@stub` step writes a line, so the path of one record is kept short: no caller lookup
 (`logging._srcfile`; no formatter prints it), the timestamp's second formatted once a second,
 orjson instead of `json`, and one `write(2)` of the encoded line instead of a text stream's
-write and flush; the step's own line (`info`) skips the LogRecord and the handler chain when
-the JSON handler is the only one listening. Each line is still written before the call
-returns (nothing buffered: an injected crash must not lose the lines before it).
+write and flush. Each line is still written before the call returns (nothing buffered: an
+injected crash must not lose the lines before it).
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ import time
 from typing import IO, Any
 
 import orjson
-
-INFO = logging.INFO
 
 # Set by the handler wrapper for the duration of each handler attempt.
 invocation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -105,32 +102,23 @@ class JsonFormatter(logging.Formatter):
         self._timestamp = _Timestamps()
 
     def entry(self, record: logging.LogRecord) -> dict[str, Any]:
-        fields = record.__dict__
-        # The few extra fields (a set difference in C instead of a loop over ~25 attributes).
-        extra = {key: fields[key] for key in fields.keys() - _STANDARD_ATTRS}
-        entry = self.fields_entry(
-            record.created, record.levelname, record.name, record.getMessage(), extra
-        )
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return entry
-
-    def fields_entry(
-        self, created: float, level: str, name: str, message: str, extra: dict[str, Any]
-    ) -> dict[str, Any]:
         """A line's fields: time, level, logger, message, pid, then the extra fields that are
         not None, sorted."""
+        fields = record.__dict__
         entry: dict[str, Any] = {
-            "time": self._timestamp(created),
-            "level": level,
-            "logger": name,
-            "message": message,
+            "time": self._timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
             "pid": _Pid.value,
         }
-        for key in sorted(extra):
-            value = extra[key]
+        # The few extra fields (a set difference in C instead of a loop over ~25 attributes).
+        for key in sorted(fields.keys() - _STANDARD_ATTRS):
+            value = fields[key]
             if value is not None:
                 entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
         return entry
 
     def encode(self, record: logging.LogRecord) -> bytes:
@@ -185,54 +173,6 @@ class _JsonLineHandler(logging.StreamHandler[IO[str]]):
         while line:
             line = line[os.write(self._fd, line) :]
 
-    def write_info(self, name: str, message: str, extra: dict[str, Any]) -> bool:
-        """Writes the line `logging.getLogger(name).info(message, extra=extra)` would write
-        through this handler, without making a LogRecord; False (nothing written) when this
-        handler does not write to a file descriptor."""
-        if self._fd is None:
-            return False
-        extra.update(_context())  # what `_InvocationFilter` adds
-        entry = self._json.fields_entry(time.time(), "INFO", name, message, extra)
-        line = self._json.dump(entry)
-        self.acquire()
-        try:
-            self._write(line)
-        finally:
-            self.release()
-        return True
-
-
-# The JSON handler `configure_logging` installed on the root logger, if it did.
-_json_handler: _JsonLineHandler | None = None
-
-
-def _only_root_json_handler(logger: logging.Logger) -> _JsonLineHandler | None:
-    """The JSON handler, when it is the only place a record of `logger` goes (no filter, no
-    other handler on the way up to the root, e.g. no pytest capture)."""
-    handler = _json_handler
-    root = logging.root
-    if handler is None or root.handlers != [handler] or root.filters or handler.level > INFO:
-        return None
-    if len(handler.filters) != 1:  # only the invocation id's, which `write_info` applies
-        return None
-    current: logging.Logger | None = logger
-    while current is not None and current is not root:
-        if current.handlers or current.filters or not current.propagate:
-            return None
-        current = current.parent
-    return handler
-
-
-def info(logger: logging.Logger, message: str, extra: dict[str, Any]) -> None:
-    """`logger.info(message, extra=extra)`: the same line, written straight to the JSON
-    handler when that is the only place it goes (no LogRecord, no handler chain: every
-    `@stub` step writes one, and this halves its cost). `extra` is modified."""
-    if not logger.isEnabledFor(INFO):
-        return
-    handler = _only_root_json_handler(logger)
-    if handler is None or not handler.write_info(logger.name, message, extra):
-        logger.info(message, extra=extra)
-
 
 def configure_logging(level: str, fmt: str) -> None:
     """Send every log record to stderr, unbuffered, in the chosen format."""
@@ -242,11 +182,9 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    global _json_handler
     handler: logging.Handler
-    _json_handler = None
     if fmt == "json":
-        handler = _json_handler = _JsonLineHandler(sys.stderr, JsonFormatter())
+        handler = _JsonLineHandler(sys.stderr, JsonFormatter())
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(ConsoleFormatter())

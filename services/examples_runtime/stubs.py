@@ -17,7 +17,6 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from examples_runtime import logs
 from examples_runtime.metrics import STUB_EXECUTIONS
 from examples_runtime.settings import SettingsError, get_settings
 
@@ -66,7 +65,7 @@ def stub(
             if not executed:
                 executed.append(STUB_EXECUTIONS.labels(step=step, outcome="success"))
             executed[0].inc()
-            logs.info(logger, "stub executed", {**call, "result": result})
+            logger.info("stub executed", extra={**call, "result": result})
             return result
 
         # The SDK's `ctx.run_typed` reads the step's return type with
