@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bench import options, report
 from bench.harness import (
@@ -242,11 +243,31 @@ def setup() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def alternate(items: Sequence[Target], rep: int) -> list[Target]:
-    """A different order each repetition, so drift of the machine spreads over all targets."""
-    shift = rep % len(items)
-    ordered = list(items[shift:]) + list(items[:shift])
-    return ordered if rep % 2 == 0 else ordered[::-1]
+T = TypeVar("T")
+
+
+def williams_rows(n: int) -> list[list[int]]:
+    """A balanced Latin square (Williams design) of `n` targets: over its rows each target is
+    in each position equally often and directly follows each other target equally often
+    (n rows for an even n; for an odd n the n rows and their reverses, 2n)."""
+    first = [0]  # 0, 1, n-1, 2, n-2, ...; the other rows are it shifted
+    low, high = 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    rows = [[(t + shift) % n for t in first] for shift in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
+def alternate(items: Sequence[T], rep: int) -> list[T]:
+    """The order of repetition `rep`: row `rep` of a balanced Latin square, so drift of the
+    machine, and what the target before leaves behind, spread evenly over all targets (over
+    a whole cycle of rows: `len(williams_rows(len(items)))` repetitions)."""
+    rows = williams_rows(len(items))
+    return [items[i] for i in rows[rep % len(rows)]]
 
 
 def log(message: str) -> None:
