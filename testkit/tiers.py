@@ -6,6 +6,9 @@ Standard library only: it runs with the machine's ``python3`` before the virtual
 
     python -m testkit.tiers             the preflight lines (``make doctor``)
     python -m testkit.tiers --targets   the make targets the runnable tiers need
+    python -m testkit.tiers --targets first    those ``make test`` installs before pytest
+    python -m testkit.tiers --targets beside   the Go builds, which it runs beside the first
+                                               tests (tests/plugins/builds.py)
 """
 
 from __future__ import annotations
@@ -281,20 +284,31 @@ def tier(name: str) -> Tier:
     return found
 
 
-def targets(decided: list[Tier]) -> list[str]:
+BESIDE = ("controlplane", "traefik")
+"""The Go builds: tens of minutes of CPU when the cache is cold, needed only by the tests that
+start Kubernetes. ``make test`` runs them beside the tests that need none of them."""
+
+
+def targets(decided: list[Tier], which: str = "all") -> list[str]:
+    """The make targets of the tiers that run: ``all``, ``first`` (all but the Go builds) or
+    ``beside`` (the Go builds only)."""
     out: list[str] = []
     for t in decided:
         out += [x for x in t.targets if t.runs and x not in out]
+    if which == "first":
+        return [x for x in out if x not in BESIDE]
+    if which == "beside":
+        return [x for x in out if x in BESIDE]
     return out
 
 
 def main(argv: list[str]) -> int:
     decided = tiers()
-    if argv[1:] == ["--targets"]:
-        print(" ".join(targets(decided)))
+    if argv[1:2] == ["--targets"] and argv[2:] in ([], ["first"], ["beside"]):
+        print(" ".join(targets(decided, *argv[2:])))
         return 0
     if argv[1:]:
-        print(f"usage: {argv[0]} [--targets]", file=sys.stderr)
+        print(f"usage: {argv[0]} [--targets [first|beside]]", file=sys.stderr)
         return 2
     print("preflight: what this machine tests (testkit/tiers.py)")
     for t in decided:

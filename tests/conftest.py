@@ -1,3 +1,9 @@
 """Suite-wide pytest configuration: the fixtures of ``tests/plugins``."""
 
-pytest_plugins = ["plugins.restate", "plugins.kube", "plugins.real_cluster", "plugins.measured"]
+pytest_plugins = [
+    "plugins.measured",
+    "plugins.builds",
+    "plugins.restate",
+    "plugins.kube",
+    "plugins.real_cluster",
+]

@@ -120,6 +120,16 @@ build() { # build <module dir> <output name> <package> [extra ldflags] [build ta
   (cd "$here/$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$tmp/bin/$name" "$pkg")
   log "[$step/${#tools[@]}] $name done in $((SECONDS - t0))s"
 }
+# Several binaries of one module with the same flags in one `go build`, each named after its
+# package's last element: go links one while it compiles the next (a link is single-threaded).
+build_all() { # build_all <module dir> <extra ldflags> <build tags> <package>...
+  local dir="$1" ldflags="-s -w $2" tags="$3" t0=$SECONDS
+  shift 3
+  step=$((step + $#))
+  log "[$step/${#tools[@]}] building ${*##*/}..."
+  (cd "$here/$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$tmp/bin/" "$@")
+  log "[$step/${#tools[@]}] ${*##*/} done in $((SECONDS - t0))s"
+}
 
 # Version stamps, as Kubernetes' hack/lib/version.sh and helm's Makefile set them: without
 # them /version says v0.0.0-master, which kubectl version and chart kubeVersion checks reject.
@@ -139,17 +149,10 @@ containerd_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONT
 containerd_tags="urfave_cli_no_docs no_devmapper no_zfs no_tracing"
 
 build kube/etcd etcd .
-build kube kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
-build kube kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kube_ldflags"
-build kube kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kube_ldflags"
-build kube kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
-build kube kubelet k8s.io/kubernetes/cmd/kubelet "$kube_ldflags"
-build kube kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$kube_ldflags"
-build containerd containerd github.com/containerd/containerd/v2/cmd/containerd \
-  "$containerd_ldflags" "$containerd_tags"
+build_all kube "$kube_ldflags" "" k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,kube-proxy}
+build_all containerd "$containerd_ldflags" "$containerd_tags" github.com/containerd/containerd/v2/cmd/{containerd,ctr}
 build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
   "$containerd_ldflags" "$containerd_tags no_grpc"
-build containerd ctr github.com/containerd/containerd/v2/cmd/ctr "$containerd_ldflags" "$containerd_tags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
 build coredns coredns . \

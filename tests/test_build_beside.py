@@ -1,0 +1,110 @@
+"""`make test` runs the Go builds beside the first tests (tests/plugins/builds.py): the tests
+that need no Go build run first, while the builds run; every other test waits for them; a
+failed build stops the run with its log; a run that ends first leaves no build running.
+
+Each case runs pytest on a small suite with the plugin, and `MAKE` set to a script standing
+in for make (the real `make controlplane traefik` is what `make test` runs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from testkit.processes import wait_until
+
+TESTS = Path(__file__).resolve().parent
+
+SUITE = {
+    # Collected first (chart < services), but it needs the builds: it must run last, after them.
+    "tests/chart/test_needs.py": """
+        import os, pathlib
+        def test_needs_the_build():
+            log = pathlib.Path(os.environ["EVENTS"])
+            assert "built" in log.read_text().split(), "ran before the build finished"
+            with log.open("a") as f:
+                f.write("needs\\n")
+    """,
+    "tests/services/test_free.py": """
+        import os, pathlib
+        def test_free_one():
+            with pathlib.Path(os.environ["EVENTS"]).open("a") as f:
+                f.write("free\\n")
+        def test_free_two():
+            assert os.environ.get("FAIL_FREE") != "1", "asked to fail"
+            with pathlib.Path(os.environ["EVENTS"]).open("a") as f:
+                f.write("free\\n")
+    """,
+}
+
+
+def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[int, str, Path]:
+    root = tmp_path / "suite"
+    for rel, body in SUITE.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(body))
+    (root / "pytest.ini").write_text("[pytest]\n")
+    make = tmp_path / "make"
+    make.write_text("#!/bin/sh\n" + textwrap.dedent(make_body))
+    make.chmod(0o755)
+    events = tmp_path / "events"
+    events.write_text("")
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-p", "plugins.builds", "-p", "no:cacheprovider"),
+            *("-v", "--build-beside", "controlplane traefik", *args),
+        ],
+        cwd=root,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(TESTS),
+            "MAKE": str(make),
+            "EVENTS": str(events),
+            "RESTATE_EXAMPLES_CACHE": str(tmp_path / "cache"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.returncode, proc.stdout + proc.stderr, events
+
+
+def test_the_build_free_tests_run_beside_the_build_and_the_others_wait_for_it(
+    tmp_path: Path,
+) -> None:
+    # The build finishes only after both build-free tests have run: they cannot have waited.
+    rc, out, events = run_suite(
+        tmp_path,
+        """
+        echo "$@" > "$EVENTS.args"
+        n=0  # at most 10 s: a test that waits for the build would wait for ever
+        while [ "$(grep -c free "$EVENTS")" -lt 2 ] && [ $n -lt 100 ]; do
+          sleep 0.1; n=$((n+1))
+        done
+        echo built >> "$EVENTS"
+        """,
+    )
+    assert rc == 0, out
+    assert events.read_text().split() == ["free", "free", "built", "needs"], out
+    args = Path(f"{events}.args").read_text().split()
+    assert args == ["--no-print-directory", "-j2", "controlplane", "traefik"]
+    assert "the 2 tests that need no Go build run first" in out
+
+
+def test_a_failed_build_stops_the_run_with_its_log(tmp_path: Path) -> None:
+    rc, out, events = run_suite(tmp_path, 'echo "go: module not found: boom"; exit 3\n')
+    assert rc == 1, out
+    assert "failed (exit 3)" in out and "go: module not found: boom" in out, out
+    assert events.read_text().split() == ["free", "free"], out  # the waiting test never ran
+
+
+def test_a_run_that_ends_first_leaves_no_build_running(tmp_path: Path) -> None:
+    rc, out, events = run_suite(
+        tmp_path, 'echo $$ > "$EVENTS.pid"\nexec sleep 300\n', "-x", FAIL_FREE="1"
+    )
+    assert rc == 1 and "asked to fail" in out, out
+    pid = int(Path(f"{events}.pid").read_text())
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the build stopped")
