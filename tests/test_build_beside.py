@@ -8,6 +8,7 @@ in for make (the real `make controlplane traefik` is what `make test` runs)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -40,7 +41,7 @@ SUITE = {
 }
 
 
-def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[int, str, Path]:
+def start_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> subprocess.Popen[str]:
     root = tmp_path / "suite"
     for rel, body in SUITE.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -49,9 +50,8 @@ def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[i
     make = tmp_path / "make"
     make.write_text("#!/bin/sh\n" + textwrap.dedent(make_body))
     make.chmod(0o755)
-    events = tmp_path / "events"
-    events.write_text("")
-    proc = subprocess.run(
+    (tmp_path / "events").write_text("")
+    return subprocess.Popen(
         [
             *(sys.executable, "-m", "pytest", "-p", "plugins.builds", "-p", "no:cacheprovider"),
             *("-v", "--build-beside", "controlplane traefik", *args),
@@ -61,15 +61,20 @@ def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[i
             **os.environ,
             "PYTHONPATH": str(TESTS),
             "MAKE": str(make),
-            "EVENTS": str(events),
+            "EVENTS": str(tmp_path / "events"),
             "RESTATE_EXAMPLES_CACHE": str(tmp_path / "cache"),
             **env,
         },
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
     )
-    return proc.returncode, proc.stdout + proc.stderr, events
+
+
+def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[int, str, Path]:
+    proc = start_suite(tmp_path, make_body, *args, **env)
+    out, _ = proc.communicate(timeout=120)
+    return proc.returncode, out, tmp_path / "events"
 
 
 def test_the_build_free_tests_run_beside_the_build_and_the_others_wait_for_it(
@@ -84,9 +89,11 @@ def test_the_build_free_tests_run_beside_the_build_and_the_others_wait_for_it(
         while [ "$(grep -c free "$EVENTS")" -lt 2 ] && [ $n -lt 100 ]; do
           sleep 0.1; n=$((n+1))
         done
+        sleep 3  # longer than the run's --timeout: the wait is not the test's time
         echo built >> "$EVENTS"
         """,
-    )
+        "-p", "timeout", "--timeout", "2",
+    )  # fmt: skip
     assert rc == 0, out
     assert events.read_text().split() == ["free", "free", "built", "needs"], out
     args = Path(f"{events}.args").read_text().split()
@@ -99,6 +106,17 @@ def test_a_failed_build_stops_the_run_with_its_log(tmp_path: Path) -> None:
     assert rc == 1, out
     assert "failed (exit 3)" in out and "go: module not found: boom" in out, out
     assert events.read_text().split() == ["free", "free"], out  # the waiting test never ran
+
+
+def test_a_sigterm_stops_the_build_too(tmp_path: Path) -> None:
+    """CI stops a run with SIGTERM: the build, in a process group of its own, goes too."""
+    root, events = tmp_path, tmp_path / "events"
+    proc = start_suite(root, 'echo $$ > "$EVENTS.pid"\nexec sleep 300\n')
+    wait_until(lambda: Path(f"{events}.pid").exists(), timeout=30, what="the build started")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    pid = int(Path(f"{events}.pid").read_text())
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the build stopped")
 
 
 def test_a_run_that_ends_first_leaves_no_build_running(tmp_path: Path) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -119,6 +121,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     builds = _Builds(targets, CACHE / "logs" / "build-beside.log", first)
     builds.start()
     config.stash[_KEY] = builds
+
+    # A SIGTERM ends pytest without its clean-up: signal the builds (their own process group)
+    # too, then end as the signal would have. No waiting here: the handler may have
+    # interrupted `wait()` on the same process.
+    def stop_then_die(signum: int, _frame: object) -> None:
+        if builds.proc is not None and builds.proc.poll() is None:
+            os.killpg(builds.proc.pid, signum)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, stop_then_die)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(
@@ -127,11 +140,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Waits before the test's protocol, outside it: pytest-timeout's timer (`timeout` in
+    pyproject.toml) covers set-up, call and tear-down, and a cold build takes longer."""
     builds = item.config.stash.get(_KEY, None)
     if builds is not None and needs_builds(item):
         builds.wait()
+    return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
