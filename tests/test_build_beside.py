@@ -73,7 +73,10 @@ def start_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> subpr
 
 def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[int, str, Path]:
     proc = start_suite(tmp_path, make_body, *args, **env)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # a hung run is not left behind (no-op once it has ended)
     return proc.returncode, out, tmp_path / "events"
 
 
@@ -114,7 +117,10 @@ def test_a_sigterm_stops_the_build_too(tmp_path: Path) -> None:
     proc = start_suite(root, 'echo $$ > "$EVENTS.pid"\nexec sleep 300\n')
     wait_until(lambda: Path(f"{events}.pid").exists(), timeout=30, what="the build started")
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == -signal.SIGTERM
+    try:
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        proc.kill()
     pid = int(Path(f"{events}.pid").read_text())
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the build stopped")
 
