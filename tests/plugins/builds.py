@@ -23,10 +23,10 @@ from typing import IO
 
 import pytest
 
+from localcluster.local import CACHE
 from plugins.measured import record
+from testkit.tiers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("RESTATE_EXAMPLES_CACHE", Path.home() / ".cache/restate-examples"))
 BUILD_FREE = ("services", "soak", "fuzz")
 """tests/<folder> whose tests need Restate only, never a Go build: they run first."""
 _KEY = pytest.StashKey["_Builds"]()
