@@ -101,11 +101,11 @@ class _Builds:
     def stop(self) -> None:
         """Stops the builds if the run ends before they do (-x, Ctrl-C): nothing is left."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         if self.log is not None and not self.log.closed:
             self.log.close()
@@ -123,16 +123,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     builds.start()
     config.stash[_KEY] = builds
 
-    # A SIGTERM ends pytest without its clean-up: signal the builds (their own process group)
-    # too, then end as the signal would have. No waiting here: the handler may have
-    # interrupted `wait()` on the same process.
-    def stop_then_die(signum: int, _frame: object) -> None:
-        if builds.proc is not None and builds.proc.poll() is None:
-            os.killpg(builds.proc.pid, signum)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    signal.signal(signal.SIGTERM, stop_then_die)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(
