@@ -84,8 +84,8 @@ doctor:
 # Second command of the README: what this machine can test (ruff and mypy included). The
 # preflight first, before any install; then only the prerequisites of the tiers that run
 # (a skipped tier installs nothing: no node-packages, no Go builds); pytest names each skip.
-# The Go builds (tens of minutes cold) run beside the tests that need none of them, which go
-# first; the others wait for them (tests/plugins/builds.py).
+# The Go builds and the images (tens of minutes cold) run beside the tests that need none of
+# them, which go first; the others wait for them (tests/plugins/builds.py).
 test:
 	@$(PYTHON) -m testkit.tiers
 	@$(MAKE) --no-print-directory venv $$($(PYTHON) -m testkit.tiers --targets first) lint

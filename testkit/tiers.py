@@ -7,7 +7,7 @@ Standard library only: it runs with the machine's ``python3`` before the virtual
     python -m testkit.tiers             the preflight lines (``make doctor``)
     python -m testkit.tiers --targets   the make targets the runnable tiers need
     python -m testkit.tiers --targets first    those ``make test`` installs before pytest
-    python -m testkit.tiers --targets beside   the Go builds, which it runs beside the first
+    python -m testkit.tiers --targets beside   the Go builds and images, run beside the first
                                                tests (tests/plugins/builds.py)
 """
 
@@ -183,7 +183,7 @@ def decide(facts: Facts) -> list[Tier]:
                 what,
                 True,
                 f"on the local node (Linux, root, apt); {not_kind}; {not_kubeconfig}",
-                ("controlplane", "node-packages", "traefik"),
+                ("controlplane", "node-packages", "traefik", "images"),
                 where=LOCAL_NODE,
             )
         )
@@ -284,14 +284,15 @@ def tier(name: str) -> Tier:
     return found
 
 
-BESIDE = ("controlplane", "traefik")
-"""The Go builds: tens of minutes of CPU when the cache is cold, needed only by the tests that
-start Kubernetes. ``make test`` runs them beside the tests that need none of them."""
+BESIDE = ("controlplane", "traefik", "images")
+"""The Go builds and the images: tens of minutes when the cache is cold, needed only by the
+tests that start Kubernetes. ``make test`` runs them beside the tests that need none of them
+(the images' downloads and unpacking fill the gaps the compiles leave)."""
 
 
 def targets(decided: list[Tier], which: str = "all") -> list[str]:
-    """The make targets of the tiers that run: ``all``, ``first`` (all but the Go builds) or
-    ``beside`` (the Go builds only)."""
+    """The make targets of the tiers that run: ``all``, ``first`` (all but ``BESIDE``) or
+    ``beside`` (``BESIDE`` only)."""
     out: list[str] = []
     for t in decided:
         out += [x for x in t.targets if t.runs and x not in out]

@@ -1,6 +1,7 @@
 """Suite-wide pytest configuration: the fixtures of ``tests/plugins``."""
 
 pytest_plugins = [
+    "plugins.sigterm",
     "plugins.measured",
     "plugins.builds",
     "plugins.restate",

@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from testkit.processes import wait_until
 
 TESTS = Path(__file__).resolve().parent
@@ -53,7 +55,8 @@ def start_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> subpr
     (tmp_path / "events").write_text("")
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "pytest", "-p", "plugins.builds", "-p", "no:cacheprovider"),
+            *(sys.executable, "-m", "pytest", "-p", "plugins.sigterm", "-p", "plugins.builds"),
+            *("-p", "no:cacheprovider"),
             *("-v", "--build-beside", "controlplane traefik", *args),
         ],
         cwd=root,
@@ -112,15 +115,18 @@ def test_a_failed_build_stops_the_run_with_its_log(tmp_path: Path) -> None:
 
 
 def test_a_sigterm_stops_the_build_too(tmp_path: Path) -> None:
-    """CI stops a run with SIGTERM: the build, in a process group of its own, goes too."""
+    """CI stops a run with SIGTERM: pytest ends as after Ctrl-C (plugins.sigterm), and the
+    build, in a process group of its own, goes too."""
     root, events = tmp_path, tmp_path / "events"
     proc = start_suite(root, 'echo $$ > "$EVENTS.pid"\nexec sleep 300\n')
     wait_until(lambda: Path(f"{events}.pid").exists(), timeout=30, what="the build started")
     proc.send_signal(signal.SIGTERM)
     try:
-        assert proc.wait(timeout=30) == -signal.SIGTERM
+        out, _ = proc.communicate(timeout=30)
     finally:
         proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "stopped by SIGTERM" in out, out
     pid = int(Path(f"{events}.pid").read_text())
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the build stopped")
 

@@ -43,6 +43,7 @@ def test_root_on_linux_runs_every_tier_on_the_local_node() -> None:
         "controlplane",
         "node-packages",
         "traefik",
+        "images",
     ]
 
 

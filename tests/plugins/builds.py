@@ -1,12 +1,13 @@
-"""The Go builds beside the first tests: ``make test`` passes ``--build-beside "controlplane
-traefik"`` (``testkit.tiers --targets beside``) instead of building them before pytest.
+"""The Go builds and the images beside the first tests: ``make test`` passes
+``--build-beside "controlplane traefik images"`` (``testkit.tiers --targets beside``) instead
+of building them before pytest.
 
-Cold, those builds take tens of minutes of CPU, and only the tests that start Kubernetes need
+Cold, those builds take tens of minutes, and only the tests that start Kubernetes need
 them. So when the option names targets, this plugin starts ``make -j2 <targets>`` in the
-background (its output in a log under the cache), puts the tests that need no Go build first
+background (its output in a log under the cache), puts the tests that need none of them first
 (the services against a real Restate, the soak, the fuzzing: ``BUILD_FREE``) and makes every
 other test wait for the builds before its set-up. A failed build stops the run with the last
-lines of its log. Warm, the builds are cache hits that finish in a second.
+lines of its log. Warm, the builds are cache hits that finish in seconds.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class _Builds:
                 returncode=1,
             )
         record(
-            f"Go builds beside the first {self.first} tests (make {' '.join(self.targets)})",
+            f"builds beside the first {self.first} tests (make {' '.join(self.targets)})",
             f"done {now - self.started:.0f} s after the start; this test waited "
             f"{now - waited:.0f} s; log {self.log_path}",
         )
@@ -100,11 +101,11 @@ class _Builds:
     def stop(self) -> None:
         """Stops the builds if the run ends before they do (-x, Ctrl-C): nothing is left."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         if self.log is not None and not self.log.closed:
             self.log.close()
@@ -122,16 +123,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     builds.start()
     config.stash[_KEY] = builds
 
-    # A SIGTERM ends pytest without its clean-up: signal the builds (their own process group)
-    # too, then end as the signal would have. No waiting here: the handler may have
-    # interrupted `wait()` on the same process.
-    def stop_then_die(signum: int, _frame: object) -> None:
-        if builds.proc is not None and builds.proc.poll() is None:
-            os.killpg(builds.proc.pid, signum)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    signal.signal(signal.SIGTERM, stop_then_die)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(
