@@ -112,21 +112,23 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin"
 
 start=$SECONDS
-# Each build logs under its chain's name: the two chains below run at once.
+step=0
 build() { # build <module dir> <output name> <package> [extra ldflags] [build tags]
   local dir="$1" name="$2" pkg="$3" ldflags="-s -w ${4:-}" tags="${5:-}" t0=$SECONDS
-  log "[$chain] building $name ($pkg)..."
+  step=$((step + 1))
+  log "[$step/${#tools[@]}] building $name ($pkg)..."
   (cd "$here/$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$tmp/bin/$name" "$pkg")
-  log "[$chain] $name done in $((SECONDS - t0))s"
+  log "[$step/${#tools[@]}] $name done in $((SECONDS - t0))s"
 }
 # Several binaries of one module with the same flags in one `go build`, each named after its
 # package's last element: go links one while it compiles the next (a link is single-threaded).
 build_all() { # build_all <module dir> <extra ldflags> <build tags> <package>...
   local dir="$1" ldflags="-s -w $2" tags="$3" t0=$SECONDS
   shift 3
-  log "[$chain] building ${*##*/}..."
+  step=$((step + $#))
+  log "[$step/${#tools[@]}] building ${*##*/}..."
   (cd "$here/$dir" && go build -tags="$tags" -ldflags="$ldflags" -o "$tmp/bin/" "$@")
-  log "[$chain] ${*##*/} done in $((SECONDS - t0))s"
+  log "[$step/${#tools[@]}] ${*##*/} done in $((SECONDS - t0))s"
 }
 
 # Version stamps, as Kubernetes' hack/lib/version.sh and helm's Makefile set them: without
@@ -146,65 +148,21 @@ containerd_ldflags="-X github.com/containerd/containerd/v2/version.Version=$CONT
 # ZFS or OpenTelemetry tracing); the shim without gRPC.
 containerd_tags="urfave_cli_no_docs no_devmapper no_zfs no_tracing"
 
-# Two chains at once, of about equal length cold (about 16 minutes each on 2 cores): one go
-# build alone leaves a core idle while it downloads modules and links (single-threaded), the
-# other chain's compiles fill it. Kubernetes itself, twice (the release and the oldest):
-chain_kube() {
-  chain=kube
-  build_all kube "$kube_ldflags" "" k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,kube-proxy}
-  # Only for the chart's render tests (the oldest release it supports).
-  build kube-oldest kube-apiserver-oldest k8s.io/kubernetes/cmd/kube-apiserver \
-    "$(kube_ldflags "$KUBE_OLDEST_VERSION")"
-}
-# And everything else: etcd, the node's runtime, the cluster add-ons and the test tools.
-chain_rest() {
-  chain=rest
-  build kube/etcd etcd .
-  build_all containerd "$containerd_ldflags" "$containerd_tags" github.com/containerd/containerd/v2/cmd/{containerd,ctr}
-  build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
-    "$containerd_ldflags" "$containerd_tags no_grpc"
-  build kwok kwok sigs.k8s.io/kwok/cmd/kwok
-  build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
-  build coredns coredns . \
-    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
-  build localpath local-path-provisioner github.com/rancher/local-path-provisioner
-  build kuberouter kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
-  build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus
-}
-# Each chain in the background, under `set -e`: the first failure ends its chain, whose exit
-# then tells this script (USR1), which stops the other chain with its go build, and nothing is
-# published. A signal to this script alone (not to its process group) stops both chains too.
-kill_tree() { # kill_tree <pid>: the process and its descendants (pgrep: Linux and macOS)
-  local p
-  for p in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$p"; done
-  kill "$1" 2>/dev/null || true
-}
-chains=()
-stop_chains() {
-  local p
-  for p in ${chains[@]+"${chains[@]}"}; do kill_tree "$p"; done
-}
-run_chain() { # run_chain <name>
-  trap 'status=$?; ((status == 0)) || kill -USR1 '"$$"' 2>/dev/null || true; exit $status' EXIT
-  "chain_$1"
-}
-failed=0
-trap 'failed=1; stop_chains' USR1
-trap 'stop_chains; exit 130' INT
-trap 'stop_chains; exit 143' TERM
-run_chain kube &
-chains+=($!)
-run_chain rest &
-chains+=($!)
-for p in "${chains[@]}"; do wait "$p" || failed=1; done
-trap - USR1 INT TERM
-if ((failed)); then
-  log "a build failed (its output is above); nothing was published"
-  exit 1
-fi
-for t in "${tools[@]}"; do
-  [[ -x "$tmp/bin/$t" ]] || { log "built no $t: the tools list and the chains disagree"; exit 1; }
-done
+build kube/etcd etcd .
+build_all kube "$kube_ldflags" "" k8s.io/kubernetes/cmd/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,kubelet,kube-proxy}
+build_all containerd "$containerd_ldflags" "$containerd_tags" github.com/containerd/containerd/v2/cmd/{containerd,ctr}
+build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+  "$containerd_ldflags" "$containerd_tags no_grpc"
+build kwok kwok sigs.k8s.io/kwok/cmd/kwok
+build helm helm helm.sh/helm/v4/cmd/helm "$helm_ldflags"
+build coredns coredns . \
+  "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+build localpath local-path-provisioner github.com/rancher/local-path-provisioner
+build kuberouter kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+build prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus
+# Only for the chart's render tests (the oldest release it supports): last.
+build kube-oldest kube-apiserver-oldest k8s.io/kubernetes/cmd/kube-apiserver \
+  "$(kube_ldflags "$KUBE_OLDEST_VERSION")"
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): write the
 # default ones of this kwok release (fast node init, heartbeat with lease, pod ready/
