@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from localcluster.controlplane import (
     helm_env,
     resolve_bin_dir,
 )
+from plugins.measured import record
 from testkit import tiers
 from testkit.ports import free_port
 from testkit.processes import eventually
@@ -299,14 +301,18 @@ def _kind(workdir: Path, bin_dir: Path | None) -> Iterator[RealCluster]:
     cluster = kindnode.Kind(os.environ.get(ENV_KIND_CLUSTER, "restate-examples"))
     existing = cluster.name in cluster.clusters()
     if not existing:
+        started = time.monotonic()
         cluster.create(os.environ.get(ENV_KIND_IMAGE) or None)
+        record("kind create cluster (s)", f"{time.monotonic() - started:.1f}")
     try:
         kubeconfig = workdir / "kind.kubeconfig"
         kubeconfig.write_text(cluster.kind("get", "kubeconfig", "--name", cluster.name))
         images = kind_images(cluster)
         sets = list(KIND_REQUESTS)
         if cluster.provider == "podman":  # images.sh's, under the chart's default references
+            started = time.monotonic()
             cluster.load(local.build_images())
+            record("images built and kind-loaded (s)", f"{time.monotonic() - started:.1f}")
         else:
             for target, key in IMAGE_VALUES.items():
                 images.add(REPO_ROOT, target, images.tag, workdir / "images", stage=target)
