@@ -287,7 +287,8 @@ def tier(name: str) -> Tier:
 BESIDE = ("controlplane", "traefik", "images")
 """The Go builds and the images: tens of minutes when the cache is cold, needed only by the
 tests that start Kubernetes. ``make test`` runs them beside the tests that need none of them
-(the images' downloads and unpacking fill the gaps the compiles leave)."""
+(cold, the images took about 6 minutes there, 2026-12-01 22:15, instead of in the first e2e
+test's set-up after the builds)."""
 
 
 def targets(decided: list[Tier], which: str = "all") -> list[str]:
