@@ -130,18 +130,19 @@ def kill_all(pids: Iterable[int], timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        pids = [p for p in pids if alive(p)]
         time.sleep(0.1)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
 
-def _zombie(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has: only its parent's wait is missing)."""
     try:
-        return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
     except OSError:
-        return True
+        return False
 
 
 def unmount_under(root: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from localcluster.hoststate import alive, kill_all
 from testkit.processes import wait_until
 from testkit.restate import REPO
 
@@ -27,14 +28,6 @@ INNER = """
         pathlib.Path(os.environ["PIDS"]).write_text(" ".join(map(str, pids)))
         time.sleep(300)
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Linux) for the processes")
@@ -65,9 +58,7 @@ def test_a_sigtermed_run_stops_the_processes_its_fixtures_started(
         left = [p for p in pids if alive(p)]
     finally:
         proc.kill()
-        for pid in pids:  # a failing run leaves nothing behind either
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(p for p in pids if alive(p))  # a failing run leaves nothing behind either
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "stopped by SIGTERM" in out, out
     assert left == [], out
