@@ -50,13 +50,25 @@ class KubeStartupError(RuntimeError):
     """A component did not become healthy; the message holds its log's last lines."""
 
 
-def resolve_bin_dir(*, build: bool = False) -> Path:
+CONTROL_PLANE_STAGE = "control-plane"
+"""What build.sh builds and publishes first: the control plane (etcd, the Kubernetes binaries,
+kwok, helm), all that the chart, operator and kube tests need. The node's binaries, Prometheus
+and the oldest kube-apiserver follow."""
+
+
+def resolve_bin_dir(*, build: bool = False, stage: str = "") -> Path:
     """The directory with the built binaries: $RESTATE_EXAMPLES_CONTROLPLANE_BIN, or the
-    cache of ``localcluster/tools/build.sh`` (built first if ``build`` is true)."""
+    cache of ``localcluster/tools/build.sh`` (built first if ``build`` is true). With
+    ``stage=CONTROL_PLANE_STAGE`` it is found once the control plane is built, before the rest
+    of the build is."""
     override = os.environ.get(ENV_BIN_DIR)
     if override:
         return Path(override)
-    cmd = [str(BUILD_SH)] if build else [str(BUILD_SH), "--print-bin-dir"]
+    cmd = (
+        [str(BUILD_SH)]
+        if build
+        else [str(BUILD_SH), "--print-bin-dir", *([stage] if stage else [])]
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise KubeStartupError(

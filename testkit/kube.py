@@ -37,6 +37,7 @@ from kubernetes.client import ApiException
 
 from localcluster import kubeconfig as kc
 from localcluster.controlplane import (
+    CONTROL_PLANE_STAGE,
     ControlPlane,
     KubeStartupError,
     find_tool,
@@ -46,6 +47,7 @@ from localcluster.controlplane import (
 )
 
 __all__ = [
+    "CONTROL_PLANE_STAGE",
     "ControlPlane",
     "Kube",
     "KubeCommandError",

@@ -1,6 +1,7 @@
 """`make test` runs the Go builds beside the first tests (tests/plugins/builds.py): the tests
-that need no Go build run first, while the builds run; every other test waits for them; a
-failed build stops the run with its log; a run that ends first leaves no build running.
+that need no Go build run first, while the builds run; the chart, operator and kube tests wait
+for the control plane only; every other test waits for the whole build; a failed build stops
+the run with its log; a run that ends first leaves no build running.
 
 Each case runs pytest on a small suite with the plugin, and `MAKE` set to a script standing
 in for make (the real `make controlplane traefik` is what `make test` runs)."""
@@ -17,18 +18,26 @@ from pathlib import Path
 import pytest
 
 from testkit.processes import wait_until
+from testkit.tiers import BUILD_SH
 
 TESTS = Path(__file__).resolve().parent
 
 SUITE = {
-    # Collected first (chart < services), but it needs the builds: it must run last, after them.
-    "tests/chart/test_needs.py": """
+    # Collected first (e2e < services), but it needs the builds: it must run last, after them.
+    "tests/e2e/test_needs.py": """
         import os, pathlib
         def test_needs_the_build():
             log = pathlib.Path(os.environ["EVENTS"])
             assert "built" in log.read_text().split(), "ran before the build finished"
             with log.open("a") as f:
                 f.write("needs\\n")
+    """,
+    # The suite's own tools, in tests/ itself, need no Go build either.
+    "tests/test_tool.py": """
+        import os, pathlib
+        def test_free_tool():
+            with pathlib.Path(os.environ["EVENTS"]).open("a") as f:
+                f.write("free\\n")
     """,
     "tests/services/test_free.py": """
         import os, pathlib
@@ -43,12 +52,37 @@ SUITE = {
 }
 
 
-def start_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> subprocess.Popen[str]:
+# The control plane's tests and one that needs the whole build (test_control_plane_first).
+STAGED = {
+    "tests/operator_tests/test_cp.py": """
+        import os, pathlib
+        def test_needs_the_control_plane_only():
+            log = pathlib.Path(os.environ["EVENTS"])
+            assert "built" not in log.read_text().split(), "waited for the whole build"
+            assert pathlib.Path(os.environ["STAGES"]).is_file(), "ran before the control plane"
+            with log.open("a") as f:
+                f.write("control-plane\\n")
+    """,
+    "tests/chart/test_whole.py": """
+        import os, pathlib, pytest
+        pytestmark = pytest.mark.whole_build
+        def test_needs_the_whole_build():
+            log = pathlib.Path(os.environ["EVENTS"])
+            assert "built" in log.read_text().split(), "ran before the build finished"
+            with log.open("a") as f:
+                f.write("whole\\n")
+    """,
+}
+
+
+def start_suite(
+    tmp_path: Path, make_body: str, *args: str, suite: dict[str, str] = SUITE, **env: str
+) -> subprocess.Popen[str]:
     root = tmp_path / "suite"
-    for rel, body in SUITE.items():
+    for rel, body in suite.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(textwrap.dedent(body))
-    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "pytest.ini").write_text("[pytest]\nmarkers =\n  whole_build: the whole build\n")
     make = tmp_path / "make"
     make.write_text("#!/bin/sh\n" + textwrap.dedent(make_body))
     make.chmod(0o755)
@@ -74,8 +108,10 @@ def start_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> subpr
     )
 
 
-def run_suite(tmp_path: Path, make_body: str, *args: str, **env: str) -> tuple[int, str, Path]:
-    proc = start_suite(tmp_path, make_body, *args, **env)
+def run_suite(
+    tmp_path: Path, make_body: str, *args: str, suite: dict[str, str] = SUITE, **env: str
+) -> tuple[int, str, Path]:
+    proc = start_suite(tmp_path, make_body, *args, suite=suite, **env)
     try:
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -92,7 +128,7 @@ def test_the_build_free_tests_run_beside_the_build_and_the_others_wait_for_it(
         """
         echo "$@" > "$EVENTS.args"
         n=0  # at most 10 s: a test that waits for the build would wait for ever
-        while [ "$(grep -c free "$EVENTS")" -lt 2 ] && [ $n -lt 100 ]; do
+        while [ "$(grep -c free "$EVENTS")" -lt 3 ] && [ $n -lt 100 ]; do
           sleep 0.1; n=$((n+1))
         done
         sleep 3  # longer than the run's --timeout: the wait is not the test's time
@@ -101,17 +137,52 @@ def test_the_build_free_tests_run_beside_the_build_and_the_others_wait_for_it(
         "-p", "timeout", "--timeout", "2",
     )  # fmt: skip
     assert rc == 0, out
-    assert events.read_text().split() == ["free", "free", "built", "needs"], out
+    assert events.read_text().split() == ["free", "free", "free", "built", "needs"], out
     args = Path(f"{events}.args").read_text().split()
     assert args == ["--no-print-directory", "-j2", "controlplane", "traefik"]
-    assert "the 2 tests that need no Go build run first" in out
+    assert "the 3 tests that need no Go build run first" in out
+
+
+def test_the_control_plane_tests_start_once_it_is_built_while_the_rest_builds(
+    tmp_path: Path,
+) -> None:
+    """The stand-in for make publishes the control plane where build.sh's own check finds it
+    (`build.sh --print-bin-dir control-plane`), then ends only once the control plane's test
+    has run: that test cannot have waited for the whole build; the whole_build one does."""
+    key = subprocess.run([BUILD_SH, "--print-key"], capture_output=True, text=True, check=True)
+    tools = subprocess.run(
+        [BUILD_SH, "--print-tools", "control-plane"], capture_output=True, text=True, check=True
+    )
+    dest = tmp_path / "cache" / "controlplane" / key.stdout.strip()
+    rc, out, events = run_suite(
+        tmp_path,
+        f"""
+        n=0  # at most 10 s each: a test that waits for the build would wait for ever
+        while [ "$(grep -c free "$EVENTS")" -lt 3 ] && [ $n -lt 100 ]; do
+          sleep 0.1; n=$((n+1))
+        done
+        mkdir -p {dest}/bin {dest}/etc
+        for t in {tools.stdout.strip()}; do printf '#!/bin/sh\n' > {dest}/bin/$t; done
+        chmod +x {dest}/bin/*
+        touch "$STAGES"
+        n=0
+        while ! grep -q control-plane "$EVENTS" && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
+        echo built >> "$EVENTS"
+        """,
+        suite={**SUITE, **STAGED},
+        STAGES=str(dest / "etc" / "kwok-stages.yaml"),
+    )
+    assert rc == 0, out
+    assert events.read_text().split() == ["free", "free", "free", "control-plane", "built", "whole",
+                                          "needs"], out  # fmt: skip
+    assert "[measured] the control plane of the builds beside" in out, out
 
 
 def test_a_failed_build_stops_the_run_with_its_log(tmp_path: Path) -> None:
     rc, out, events = run_suite(tmp_path, 'echo "go: module not found: boom"; exit 3\n')
     assert rc == 1, out
     assert "failed (exit 3)" in out and "go: module not found: boom" in out, out
-    assert events.read_text().split() == ["free", "free"], out  # the waiting test never ran
+    assert events.read_text().split() == ["free", "free", "free"], out  # no waiting test ran
 
 
 def test_a_sigterm_stops_the_build_too(tmp_path: Path) -> None:

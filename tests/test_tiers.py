@@ -97,12 +97,14 @@ def test_control_plane_built_needs_no_go_and_services_need_npm() -> None:
 
 
 def test_make_doctor_prints_this_machines_tiers() -> None:
+    before = [f"preflight: {t.line()}" for t in tiers.decide(tiers.probe())]
     proc = subprocess.run(
         ["make", "-s", "doctor"], cwd=REPO, capture_output=True, text=True, check=True, timeout=120
     )
     lines = proc.stdout.splitlines()
     want = [f"preflight: {t.line()}" for t in tiers.decide(tiers.probe())]
-    assert lines[1:-1] == want, proc.stdout
+    # make test runs this beside the Go builds: one may have ended since make doctor probed.
+    assert lines[1:-1] in (before, want), proc.stdout
     assert lines[-1].startswith("preflight: "), proc.stdout
 
 

@@ -17,7 +17,7 @@ import catalog
 import pytest
 import yaml
 
-from testkit.kube import Kube, KubeStartupError, resolve_bin_dir
+from testkit.kube import CONTROL_PLANE_STAGE, Kube, KubeStartupError, resolve_bin_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_PATH = REPO_ROOT / "operator"
@@ -50,7 +50,7 @@ def find_helm() -> Path | None:
     """helm from the test control plane's build (localcluster/tools/build.sh), else $PATH."""
     candidates: list[Path] = []
     with contextlib.suppress(KubeStartupError):  # not built: try $PATH
-        candidates.append(resolve_bin_dir() / "helm")
+        candidates.append(resolve_bin_dir(stage=CONTROL_PLANE_STAGE) / "helm")
     on_path = shutil.which("helm")
     if on_path:
         candidates.append(Path(on_path))

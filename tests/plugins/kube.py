@@ -12,6 +12,7 @@ import pytest
 
 from testkit import tiers
 from testkit.kube import (
+    CONTROL_PLANE_STAGE,
     ENV_KEEP,
     ENV_KUBECONFIG,
     ControlPlane,
@@ -31,13 +32,13 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     external = os.environ.get(ENV_KUBECONFIG)
     if external:
         try:
-            bin_dir: Path | None = resolve_bin_dir()
+            bin_dir: Path | None = resolve_bin_dir(stage=CONTROL_PLANE_STAGE)
         except KubeStartupError:
             bin_dir = None  # kubectl/helm from $PATH
         yield Kube(kubeconfig=Path(external), bin_dir=bin_dir, workdir=workdir)
         return
     try:
-        bin_dir = resolve_bin_dir()
+        bin_dir = resolve_bin_dir(stage=CONTROL_PLANE_STAGE)  # the node's binaries not needed
     except KubeStartupError as e:
         pytest.fail(str(e), pytrace=False)
     cp = ControlPlane(
