@@ -588,8 +588,11 @@ def test_the_previous_design_shows_the_journal_mismatch(cluster: RealCluster) ->
             # connection still reaches it there: wait until the old code is gone, so the
             # Service has only the new code behind it (on kind the click could otherwise land
             # on the draining old pod, which completes the run).
+            rolled_out = time.monotonic()
             cluster.kubectl("-n", LEGACY_NAMESPACE, "wait", "--for=delete", "--timeout=120s",
                             *(f"pod/{name}" for name in old_pods))  # fmt: skip
+            record("previous design: rollout status -> replaced pods gone (s)",
+                   f"{time.monotonic() - rolled_out:.1f}")  # fmt: skip
             eventually(
                 lambda: registration().get("deploymentId") not in (None, first["deploymentId"]),
                 120,
