@@ -579,22 +579,36 @@ def test_the_previous_design_shows_the_journal_mismatch(cluster: RealCluster) ->
             secret = rel.secret(dave, "app=legacy-signup")
             eventually(lambda: rel.run(dave).get("status") == "suspended", 60, "dave suspended")
 
+            pods = rel.json("get", "pods", "-l", "app=legacy-signup")["items"]
+            old_pods = [pod["metadata"]["name"] for pod in pods]
             kubectl_apply(INCOMPATIBLE_TAG)
             cluster.kubectl("-n", LEGACY_NAMESPACE, "rollout", "status", "deploy/legacy-signup",
                             "--timeout=180s")  # fmt: skip
+            # A replaced pod drains for up to its grace period, and Restate's open HTTP/2
+            # connection still reaches it there: wait until the old code is gone, so the
+            # Service has only the new code behind it (on kind the click could otherwise land
+            # on the draining old pod, which completes the run).
+            rolled_out = time.monotonic()
+            cluster.kubectl("-n", LEGACY_NAMESPACE, "wait", "--for=delete", "--timeout=120s",
+                            *(f"pod/{name}" for name in old_pods))  # fmt: skip
+            record("previous design: rollout status -> replaced pods gone (s)",
+                   f"{time.monotonic() - rolled_out:.1f}")  # fmt: skip
             eventually(
                 lambda: registration().get("deploymentId") not in (None, first["deploymentId"]),
                 120,
                 "the new revision registered",
             )
             rel.click(dave, secret)
-            failed = eventually(
-                lambda: (r := rel.run(dave)).get("last_failure") and r,
-                120,
-                "Restate to report dave's run failing",
-            )
+
+            def outcome() -> dict[str, Any]:
+                run = rel.run(dave)
+                if run.get("last_failure") or run.get("status") == "completed":
+                    return run
+                raise LookupError(f"dave's run: {run}")  # not yet; a timeout names the last one
+
+            failed = eventually(outcome, 120, "Restate to report dave's run failing")
             record("previous design: dave's run", json.dumps(failed))
-            assert failed["status"] != "completed"
+            assert failed["status"] != "completed", f"the old code completed the run: {failed}"
             assert failed["pinned_deployment_id"] == first["deploymentId"]
             text = f"{failed['last_failure_error_code']} {failed['last_failure']}".lower()
             assert "mismatch" in text or failed["last_failure_error_code"] == "RT0016", failed
