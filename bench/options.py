@@ -80,8 +80,8 @@ OPTIONS: dict[str, Option] = {
         (
             Edit(
                 "examples_runtime/stubs.py",
-                '            logger.info("stub executed", extra={**call, "result": result})\n',
-                "",
+                "            if logger.isEnabledFor(logging.INFO):\n",
+                "            if False:\n",
             ),
         ),
     ),

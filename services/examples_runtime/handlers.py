@@ -80,7 +80,10 @@ class ValidatingSerde(Serde[Any]):
 def _named(name: str, action: Callable[..., Any]) -> Callable[..., Any]:
     """`action`, run with `name` (its entry's name in the journal) in its log records."""
     # Only `__wrapped__`, not `functools.wraps` (a step pays for this on every call): the SDK's
-    # `inspect.signature` follows it to the step's own signature, return type included.
+    # `inspect.signature` follows it to the step's own signature, return type included. A step
+    # with a precomputed `__signature__` (every `@stub`) hands it on, so that look-up stops at
+    # the wrapper instead of unwrapping one more level.
+    signature = getattr(action, "__signature__", None) if inspect.isfunction(action) else None
     if inspect.iscoroutinefunction(action):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
@@ -91,6 +94,8 @@ def _named(name: str, action: Callable[..., Any]) -> Callable[..., Any]:
                 logs.run_name.reset(token)
 
         run_async.__wrapped__ = action  # type: ignore[attr-defined]
+        if signature is not None:
+            run_async.__signature__ = signature  # type: ignore[attr-defined]
         return run_async
 
     def run_sync(*args: Any, **kwargs: Any) -> Any:
@@ -101,6 +106,8 @@ def _named(name: str, action: Callable[..., Any]) -> Callable[..., Any]:
             logs.run_name.reset(token)
 
     run_sync.__wrapped__ = action  # type: ignore[attr-defined]
+    if signature is not None:
+        run_sync.__signature__ = signature  # type: ignore[attr-defined]
     return run_sync
 
 
