@@ -129,8 +129,11 @@ class Kind:
             marker.unlink()
         hoststate.restore_sysctls(STATE / "sysctls.json")
         # podman's CNI plugins leave their chains (CNI-HOSTPORT-*, CNI-FORWARD...) after the
-        # last container: the ones the cluster made go once no podman container runs.
-        if self.provider == "podman" and not self.engine("ps", "-q").stdout.split():
+        # last container: the ones the cluster made go once no podman container runs, in the
+        # project's podman store or the machine's own.
+        if self.provider == "podman" and not any(
+            _run(["podman", "ps", "-q"], env).stdout.split() for env in (self.env, dict(os.environ))
+        ):
             hoststate.delete_recorded_chains(STATE / "cni-chains.json", CNI_CHAINS)
         return found
 
