@@ -157,9 +157,45 @@ def unmount_under(root: Path) -> None:
         run("umount", "-l", target)
 
 
-def delete_chains() -> list[str]:
-    """Deletes every KUBE-/CNI-/RX- chain (and the jumps to them) in the filter, nat and mangle
-    tables, IPv4 and IPv6. Returns what was removed."""
+def chains(prefixes: tuple[str, ...] = CHAIN_PREFIXES) -> set[str]:
+    """The chains named with one of `prefixes`, as ``iptables/nat/CNI-HOSTPORT-DNAT``."""
+    found = set()
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            for rule in run(tool, "-w", "-t", table, "-S").stdout.splitlines():
+                if rule.startswith("-N ") and rule.split()[1].startswith(prefixes):
+                    found.add(f"{tool}/{table}/{rule.split()[1]}")
+    return found
+
+
+def record_chains(path: Path, prefixes: tuple[str, ...]) -> None:
+    """Saves which `prefixes` chains exist before a run makes its own, unless a saved set exists
+    (from a run that did not clean up: the set from before any ran)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(sorted(chains(prefixes)), indent=2) + "\n")
+
+
+def delete_recorded_chains(path: Path, prefixes: tuple[str, ...]) -> list[str]:
+    """Deletes the `prefixes` chains that were not there when `path` was recorded, and forgets
+    the record; returns what was removed."""
+    if not path.exists():
+        return []
+    before = set(json.loads(path.read_text()))
+    removed = delete_chains(prefixes, keep=before)
+    path.unlink()
+    return removed
+
+
+def delete_chains(
+    prefixes: tuple[str, ...] = CHAIN_PREFIXES, keep: Iterable[str] = ()
+) -> list[str]:
+    """Deletes every KUBE-/CNI-/RX- chain (or those of `prefixes`; not those of `keep`, named
+    as ``chains`` names them) and the jumps to them, in the filter, nat and mangle tables, IPv4
+    and IPv6. Returns what was removed."""
+    kept = set(keep)
     removed = []
     for tool in ("iptables", "ip6tables"):
         if shutil.which(tool) is None:
@@ -169,7 +205,9 @@ def delete_chains() -> list[str]:
             chains = [
                 r.split()[1]
                 for r in rules
-                if r.startswith("-N ") and r.split()[1].startswith(CHAIN_PREFIXES)
+                if r.startswith("-N ")
+                and r.split()[1].startswith(prefixes)
+                and f"{tool}/{table}/{r.split()[1]}" not in kept
             ]
             if not chains:
                 continue
@@ -177,7 +215,7 @@ def delete_chains() -> list[str]:
                 parts = shlex.split(rule)
                 if (
                     parts[0] == "-A"
-                    and not parts[1].startswith(CHAIN_PREFIXES)
+                    and parts[1] not in chains
                     and any(f"-j {c}" in rule or f"--jump {c}" in rule for c in chains)
                 ):
                     run(tool, "-w", "-t", table, "-D", *parts[1:])

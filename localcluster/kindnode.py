@@ -28,6 +28,7 @@ LABEL = "io.x-k8s.kind.cluster"
 NETWORK = "kind"
 LIB_MODULES = Path("/lib/modules")
 CNI_NETWORKS = Path("/var/lib/cni/networks")  # podman's CNI backend: address leases per network
+CNI_CHAINS = ("CNI-",)  # the chains of podman's CNI plugins (portmap, firewall)
 STATE = local.CACHE / "kind-host"
 """What this module made on the host (to undo it): the marker of /lib/modules, the sysctls."""
 CREATE_TIMEOUT = 600.0
@@ -78,6 +79,8 @@ class Kind:
             LIB_MODULES.mkdir()
             (STATE / "lib-modules-made").touch()
         hoststate.record_sysctls(STATE / "sysctls.json")
+        if self.provider == "podman":  # its CNI plugins' chains (portmap, firewall) stay
+            hoststate.record_chains(STATE / "cni-chains.json", CNI_CHAINS)
         args = ["create", "cluster", "--name", self.name, "--config", str(CLUSTER_CONFIG)]
         args += ["--image", image] if image else []
         self.kind(*args, "--wait", "180s", timeout=CREATE_TIMEOUT)
@@ -125,6 +128,13 @@ class Kind:
                 LIB_MODULES.rmdir()
             marker.unlink()
         hoststate.restore_sysctls(STATE / "sysctls.json")
+        # podman's CNI plugins leave their chains (CNI-HOSTPORT-*, CNI-FORWARD...) after the
+        # last container: the ones the cluster made go once no podman container runs, in the
+        # project's podman store or the machine's own.
+        if self.provider == "podman" and not any(
+            _run(["podman", "ps", "-q"], env).stdout.split() for env in (self.env, dict(os.environ))
+        ):
+            hoststate.delete_recorded_chains(STATE / "cni-chains.json", CNI_CHAINS)
         return found
 
     def _network_unused(self) -> bool:
