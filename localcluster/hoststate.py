@@ -157,16 +157,17 @@ def unmount_under(root: Path) -> None:
         run("umount", "-l", target)
 
 
-def chains(prefixes: tuple[str, ...] = CHAIN_PREFIXES) -> set[str]:
-    """The chains named with one of `prefixes`, as ``iptables/nat/CNI-HOSTPORT-DNAT``."""
-    found = set()
+def chains(prefixes: tuple[str, ...] = CHAIN_PREFIXES) -> list[str]:
+    """The chains named with one of `prefixes`, as ``iptables/nat/CNI-HOSTPORT-DNAT``, in the
+    filter, nat and mangle tables, IPv4 and IPv6."""
+    found = []
     for tool in ("iptables", "ip6tables"):
         if shutil.which(tool) is None:
             continue
         for table in ("filter", "nat", "mangle"):
             for rule in run(tool, "-w", "-t", table, "-S").stdout.splitlines():
                 if rule.startswith("-N ") and rule.split()[1].startswith(prefixes):
-                    found.add(f"{tool}/{table}/{rule.split()[1]}")
+                    found.append(f"{tool}/{table}/{rule.split()[1]}")
     return found
 
 
@@ -291,13 +292,9 @@ def leftovers(roots: Iterable[Path], bridge: str, fixed_paths: Iterable[Path]) -
     if Path(f"/sys/class/net/{bridge}").exists():
         found.append(f"network device {bridge}")
     found += [f"ipset {name}" for name in ipsets()]
-    for tool in ("iptables", "ip6tables"):
-        if shutil.which(tool) is None:
-            continue
-        for table in ("filter", "nat", "mangle"):
-            for rule in run(tool, "-w", "-t", table, "-S").stdout.splitlines():
-                if rule.startswith("-N ") and rule.split()[1].startswith(CHAIN_PREFIXES):
-                    found.append(f"{tool} chain {table}/{rule.split()[1]}")
+    for chain in chains():
+        tool, table_chain = chain.split("/", 1)
+        found.append(f"{tool} chain {table_chain}")
     if CGROUP_ROOT.is_dir():
         found += [
             f"cgroup {h}/kubepods" for h in CGROUP_ROOT.iterdir() if (h / "kubepods").exists()
