@@ -32,10 +32,10 @@ from typing import IO
 
 import pytest
 
-from localcluster.controlplane import CONTROL_PLANE_STAGE
+from localcluster.controlplane import CONTROL_PLANE_STAGE, KubeStartupError, resolve_bin_dir
 from localcluster.local import CACHE
 from plugins.measured import record
-from testkit.tiers import BUILD_SH, REPO
+from testkit.tiers import REPO
 
 BUILD_FREE = ("", "services", "soak", "fuzz")
 """tests/<folder> ("" for tests/ itself) whose tests need no Go build: they run first."""
@@ -71,13 +71,13 @@ def needs(item: pytest.Item) -> Needs:
 
 
 def control_plane_built() -> bool:
-    """build.sh has published the control plane (the rest may still be building)."""
-    proc = subprocess.run(
-        [str(BUILD_SH), "--print-bin-dir", CONTROL_PLANE_STAGE],
-        capture_output=True,
-        check=False,
-    )
-    return proc.returncode == 0
+    """build.sh has published the control plane (the rest may still be building): the
+    ``kube`` fixture would find it."""
+    try:
+        resolve_bin_dir(stage=CONTROL_PLANE_STAGE)
+    except KubeStartupError:
+        return False
+    return True
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
